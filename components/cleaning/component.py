@@ -1,0 +1,121 @@
+"""TextCleaningExampleGen: a Beam TFX component that turns raw text files into clean, split
+tf.Examples, a cleaning report and the rejected rows.
+
+It reuses ExampleGen's file-based driver, so the input files' fingerprint (and span/version, when
+the patterns use {SPAN}) is part of the execution's properties: a re-run over unchanged files is
+served from cache, a changed file is read again.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from absl import logging
+from tfx import types
+from tfx.components.example_gen import driver as example_gen_driver
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+from tfx.utils import proto_utils
+
+from components.cleaning import readers, transforms
+from pipeline.config import IngestionSettings, as_custom_config, from_custom_config
+
+REPORT_FILE = 'cleaning_report.json'
+REJECTED_FILE = 'rejected.jsonl'
+EXAMPLES_KEY = 'examples'
+REPORT_KEY = 'cleaning_report'
+REJECTED_KEY = 'rejected_rows'
+
+
+class CleaningReport(types.Artifact):
+  """JSON: rows read, kept per split, rejected per reason, modified per cleaning step."""
+  TYPE_NAME = 'TextCleaningReport'
+
+
+class RejectedRows(types.Artifact):
+  """JSON Lines: every rejected row with its reason, source file, record number and raw text."""
+  TYPE_NAME = 'TextRejectedRows'
+
+
+class TextCleaningExampleGenSpec(types.ComponentSpec):
+  PARAMETERS = {
+      # Read by ExampleGen's driver, which fingerprints the matched files.
+      'input_base': ExecutionParameter(type=str),
+      'input_config': ExecutionParameter(type=example_gen_pb2.Input),
+      'range_config': ExecutionParameter(type=str, optional=True),
+      # IngestionSettings as JSON.
+      'settings': ExecutionParameter(type=str),
+  }
+  INPUTS = {}
+  OUTPUTS = {
+      EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+      REPORT_KEY: ChannelParameter(type=CleaningReport),
+      REJECTED_KEY: ChannelParameter(type=RejectedRows),
+  }
+
+
+# Input split name meaning "one pool of files, split by a hash of the text".
+HASH_SPLIT_INPUT = 'all'
+
+
+def input_config_for(settings: IngestionSettings) -> example_gen_pb2.Input:
+  if settings.eval_pattern:
+    return example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name='train', pattern=settings.train_pattern),
+        example_gen_pb2.Input.Split(name='eval', pattern=settings.eval_pattern)])
+  return example_gen_pb2.Input(splits=[
+      example_gen_pb2.Input.Split(name=HASH_SPLIT_INPUT, pattern=settings.train_pattern)])
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+  """Runs the ingestion Beam pipeline, then checks and logs the report."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+    del input_dict
+    settings = from_custom_config(IngestionSettings, json.loads(exec_properties['settings']))
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties['input_config'], input_config)
+    input_files = {
+        '' if split.name == HASH_SPLIT_INPUT else split.name: readers.match_files(
+            [os.path.join(exec_properties['input_base'], split.pattern)])
+        for split in input_config.splits}
+
+    examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
+    report = artifact_utils.get_single_instance(output_dict[REPORT_KEY])
+    rejected = artifact_utils.get_single_instance(output_dict[REJECTED_KEY])
+    report_path = os.path.join(report.uri, REPORT_FILE)
+
+    with self._make_beam_pipeline() as pipeline:
+      transforms.run(pipeline, input_files, settings, examples.uri, report_path,
+                     os.path.join(rejected.uri, REJECTED_FILE))
+
+    summary = transforms.read_report(report_path)
+    transforms.check_usable(summary)
+    examples.split_names = artifact_utils.encode_split_names(list(transforms.SPLITS))
+    examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+    examples_utils.set_file_format(examples, 'tfrecords_gzip')
+    for key in ('read', 'kept_total', 'rejected_total'):
+      report.set_int_custom_property(key, summary[key])
+    logging.info('Cleaning report: read %d, kept %s, rejected %s, modified %s.',
+                 summary['read'], summary['kept'], summary['rejected'], summary['modified'])
+
+
+class TextCleaningExampleGen(base_beam_component.BaseBeamComponent):
+  """Raw text files (CSV/TSV/JSONL, optionally gzipped) -> cleaned, split tf.Examples."""
+  SPEC_CLASS = TextCleaningExampleGenSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+  DRIVER_CLASS = example_gen_driver.FileBasedDriver
+
+  def __init__(self, settings: IngestionSettings, range_config: Optional[str] = None):
+    super().__init__(spec=TextCleaningExampleGenSpec(
+        input_base=settings.data_root,
+        input_config=input_config_for(settings),
+        range_config=range_config,
+        settings=json.dumps(as_custom_config(settings)),
+        examples=types.Channel(type=standard_artifacts.Examples),
+        cleaning_report=types.Channel(type=CleaningReport),
+        rejected_rows=types.Channel(type=RejectedRows)))

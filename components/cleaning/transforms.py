@@ -1,0 +1,170 @@
+"""The ingestion Beam pipeline: read -> clean -> de-duplicate -> split -> write, with a report.
+
+Used by the TFX component (`component.py`) and the preview command (`__main__.py`) alike.
+Outputs, under the paths the caller gives:
+  examples      <examples_dir>/Split-<split>/data_tfrecord-*.gz   gzipped tf.Examples (text, label)
+  report        <report_path>   JSON: read, kept per split, rejected per reason, modified per step
+  rejected rows <rejected_path> JSON Lines: reason, detail, source, record_number, raw
+"""
+
+import hashlib
+import json
+import os
+from typing import Dict, List
+
+import apache_beam as beam
+import tensorflow as tf
+
+from components.cleaning import readers, rules
+from models import features
+from pipeline.config import IngestionSettings
+
+SPLITS = ('train', 'eval')
+# How many rejected rows per reason the report quotes.
+REPORT_EXAMPLES_PER_REASON = 3
+
+
+class IngestionError(RuntimeError):
+  """The data cannot make a usable dataset, or rows were lost (the invariant is broken)."""
+
+
+def hash_split(text: str, eval_percent: int) -> str:
+  """Deterministic split from the cleaned text: copies of a text always land together."""
+  bucket = int.from_bytes(hashlib.sha256(text.encode('utf-8')).digest()[:8], 'big') % 100
+  return 'eval' if bucket < eval_percent else 'train'
+
+
+def _to_example(candidate: rules.Candidate) -> bytes:
+  def bytes_feature(value: str) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode('utf-8')]))
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.TEXT_KEY: bytes_feature(candidate.text),
+      features.LABEL_KEY: bytes_feature(candidate.label),
+  })).SerializeToString()
+
+
+def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
+                 modified: Dict[str, int], examples: Dict[str, List[dict]]) -> dict:
+  """The cleaning report; raises IngestionError when rows are unaccounted for or a split is empty."""
+  report = {
+      'read': read,
+      'kept': {split: kept.get(split, 0) for split in SPLITS},
+      'kept_total': sum(kept.values()),
+      'rejected': {reason: rejected[reason] for reason in rules.REJECTION_REASONS
+                   if reason in rejected},
+      'rejected_total': sum(rejected.values()),
+      'modified': dict(sorted(modified.items())),
+      'rejected_examples': {reason: examples[reason] for reason in rules.REJECTION_REASONS
+                            if reason in examples},
+  }
+  if report['read'] != report['kept_total'] + report['rejected_total']:
+    raise IngestionError(
+        f"Rows unaccounted for: read {report['read']} != kept {report['kept_total']} + rejected "
+        f"{report['rejected_total']}.")
+  return report
+
+
+def check_usable(report: dict) -> None:
+  """Raises IngestionError when a split has no rows to train or evaluate on."""
+  empty = [split for split in SPLITS if report['kept'][split] == 0]
+  if empty:
+    raise IngestionError(
+        f"No rows kept for split(s) {empty} (read {report['read']}, rejected "
+        f"{report['rejected']}); see the cleaning report and the rejected rows.")
+
+
+def _count_per_key(pcoll, label: str):
+  return pcoll | f'Count{label}' >> beam.combiners.Count.PerElement()
+
+
+@beam.ptransform_fn
+def CleanAndSplit(pipeline, input_files: Dict[str, List[str]],  # pylint: disable=invalid-name
+                  settings: IngestionSettings):
+  """input_files: split ('train'/'eval', or '' for a hash split) -> paths.
+
+  Returns a dict of PCollections: 'kept' (Candidates, split decided), 'rejected' (Rejections),
+  'read' (one int: the number of records read).
+  """
+  files = [(path, split) for split, paths in input_files.items() for path in paths]
+  records = (
+      pipeline
+      | 'Files' >> beam.Create(files)
+      # Files are independent: let the runner spread them over workers.
+      | 'Reshuffle' >> beam.Reshuffle()
+      | 'Read' >> beam.FlatMap(lambda f: readers.read_records(
+          f[0], f[1], settings.input_format, settings.text_columns, settings.label_column)))
+
+  checked = records | 'Clean' >> beam.Map(rules.to_candidate, settings)
+  row_rejections = checked | 'RowRejections' >> beam.Filter(
+      lambda r: isinstance(r, rules.Rejection))
+  resolved = (
+      checked
+      | 'Candidates' >> beam.Filter(lambda r: isinstance(r, rules.Candidate))
+      | 'KeyByText' >> beam.Map(lambda c: (c.text, c))
+      | 'GroupByText' >> beam.GroupByKey()
+      | 'ResolveDuplicates' >> beam.FlatMapTuple(rules.resolve_duplicates))
+  duplicate_rejections = resolved | 'DuplicateRejections' >> beam.Filter(
+      lambda r: isinstance(r, rules.Rejection))
+  kept = (
+      resolved
+      | 'Kept' >> beam.Filter(lambda r: isinstance(r, rules.Candidate))
+      | 'AssignSplit' >> beam.Map(
+          lambda c: c if c.split else c._replace(split=hash_split(c.text, settings.eval_percent))))
+  rejected = (row_rejections, duplicate_rejections) | 'AllRejections' >> beam.Flatten()
+  read = records | 'CountRead' >> beam.combiners.Count.Globally()
+  return {'kept': kept, 'rejected': rejected, 'read': read}
+
+
+@beam.ptransform_fn
+def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid-name
+                          report_path: str, rejected_path: str):
+  """Writes examples per split, the rejected rows and the report (checking the invariant)."""
+  kept, rejected = cleaned['kept'], cleaned['rejected']
+  for split in SPLITS:
+    _ = (kept
+         | f'Select{split}' >> beam.Filter(lambda c, s=split: c.split == s)
+         | f'Serialize{split}' >> beam.Map(_to_example)
+         | f'Shuffle{split}' >> beam.Reshuffle()
+         | f'Write{split}' >> beam.io.WriteToTFRecord(
+             os.path.join(examples_dir, f'Split-{split}', 'data_tfrecord'),
+             file_name_suffix='.gz'))
+
+  _ = (rejected
+       | 'RejectedToJson' >> beam.Map(lambda r: json.dumps(r.to_json_dict(), ensure_ascii=False))
+       | 'WriteRejected' >> beam.io.WriteToText(rejected_path, shard_name_template=''))
+
+  kept_per_split = _count_per_key(kept | 'SplitOf' >> beam.Map(lambda c: c.split), 'Kept')
+  rejected_per_reason = _count_per_key(rejected | 'ReasonOf' >> beam.Map(lambda r: r.reason),
+                                       'Rejected')
+  modified_per_step = _count_per_key(kept | 'StepsOf' >> beam.FlatMap(lambda c: c.modified),
+                                     'Modified')
+  examples_per_reason = (
+      rejected
+      | 'KeyByReason' >> beam.Map(lambda r: (r.reason, r))
+      | 'FirstPerReason' >> beam.combiners.Top.PerKey(
+          REPORT_EXAMPLES_PER_REASON, key=lambda r: (r.source, r.record_number), reverse=True)
+      | 'ExamplesToJson' >> beam.MapTuple(
+          lambda reason, rows: (reason, [r.to_json_dict() for r in rows])))
+  _ = (
+      cleaned['read']
+      | 'BuildReport' >> beam.Map(
+          build_report,
+          kept=beam.pvalue.AsDict(kept_per_split),
+          rejected=beam.pvalue.AsDict(rejected_per_reason),
+          modified=beam.pvalue.AsDict(modified_per_step),
+          examples=beam.pvalue.AsDict(examples_per_reason))
+      | 'ReportToJson' >> beam.Map(lambda report: json.dumps(report, indent=2, ensure_ascii=False))
+      | 'WriteReport' >> beam.io.WriteToText(report_path, shard_name_template=''))
+
+
+def run(pipeline, input_files: Dict[str, List[str]], settings: IngestionSettings,
+        examples_dir: str, report_path: str, rejected_path: str) -> None:
+  """Adds the whole ingestion to `pipeline` (the caller runs it, then reads the report)."""
+  _ = (pipeline
+       | 'CleanAndSplit' >> CleanAndSplit(input_files, settings)  # pylint: disable=no-value-for-parameter
+       | 'WriteOutputs' >> WriteIngestionOutputs(examples_dir, report_path, rejected_path))  # pylint: disable=no-value-for-parameter
+
+
+def read_report(report_path: str) -> dict:
+  with tf.io.gfile.GFile(report_path) as f:
+    return json.load(f)

@@ -1,0 +1,59 @@
+"""Exports the trained model with the Transform graph inside, for TF Serving and TFMA.
+
+Signatures:
+  serving_default     text: string [batch]          -> probabilities [batch, classes], label [batch]
+  serving_tf_example  examples: serialized tf.Example -> the same outputs (TFMA, batch inference)
+  transform_features  examples: serialized tf.Example -> transformed features (TFMA labels, slices)
+
+The Transform layer is a tf_keras object, so it cannot be part of the Keras 3 model; it is tracked
+by the export archive and called inside the endpoints instead.
+"""
+
+from typing import Dict, List
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+
+def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
+                         class_names: List[str], export_dir: str) -> None:
+  transform_layer = tf_transform_output.transform_features_layer()
+  raw_feature_spec = tf_transform_output.raw_feature_spec()
+  serving_feature_spec = {key: spec for key, spec in raw_feature_spec.items()
+                          if key != features.LABEL_KEY}
+  class_name_table = tf.constant(class_names)
+
+  def predict(raw_features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    transformed = transform_layer(raw_features)
+    probabilities = model({features.TOKEN_IDS_KEY: transformed[features.TOKEN_IDS_KEY]},
+                          training=False)
+    return {
+        features.PROBABILITIES_KEY: probabilities,
+        features.PREDICTED_LABEL_KEY: tf.gather(class_name_table,
+                                                tf.argmax(probabilities, axis=-1)),
+    }
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='text')])
+  def serve_text(text):
+    # The schema may declare the text as shape [1] per example (SchemaGen's inferred shape).
+    text_shape = raw_feature_spec[features.TEXT_KEY].shape
+    return predict({features.TEXT_KEY: tf.reshape(text, [-1] + list(text_shape))})
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def serve_tf_examples(examples):
+    return predict(tf.io.parse_example(examples, serving_feature_spec))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def transform_features(examples):
+    return transform_layer(tf.io.parse_example(examples, raw_feature_spec))
+
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  archive.track(transform_layer)
+  archive.add_endpoint(features.SERVING_SIGNATURE, serve_text)
+  archive.add_endpoint(features.TF_EXAMPLE_SIGNATURE, serve_tf_examples)
+  archive.add_endpoint(features.TRANSFORM_SIGNATURE, transform_features)
+  archive.write_out(export_dir)

@@ -1,0 +1,28 @@
+"""Names shared by the ingestion, Transform, Trainer, export and evaluation code."""
+
+# Raw features: what ingestion writes into every tf.Example.
+TEXT_KEY = 'text'
+LABEL_KEY = 'label'
+
+# Transformed features: what the Transform graph produces.
+TOKEN_IDS_KEY = 'token_ids'
+LABEL_ID_KEY = 'label_id'
+LENGTH_BUCKET_KEY = 'length_bucket'
+
+# Files the Transform graph carries as assets.
+LABEL_VOCABULARY_NAME = 'labels'
+WORDPIECE_VOCABULARY_NAME = 'wordpiece_vocab.txt'
+
+# Reserved WordPiece tokens; [PAD] must be id 0 (padding and Keras masking rely on it).
+PAD_TOKEN = '[PAD]'
+UNKNOWN_TOKEN = '[UNK]'
+RESERVED_TOKENS = (PAD_TOKEN, UNKNOWN_TOKEN)
+
+# Outputs of the exported model's signatures.
+PROBABILITIES_KEY = 'probabilities'
+PREDICTED_LABEL_KEY = 'label'
+
+# Signature names of the exported SavedModel.
+SERVING_SIGNATURE = 'serving_default'
+TF_EXAMPLE_SIGNATURE = 'serving_tf_example'
+TRANSFORM_SIGNATURE = 'transform_features'

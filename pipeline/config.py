@@ -1,0 +1,142 @@
+"""Every tunable of the pipeline, in one place.
+
+`PipelineConfig` is what runners build the pipeline from. Its nested settings objects are handed to
+module code as plain dicts (`custom_config`), so Transform and Trainer see exactly these values.
+Paths default to this checkout and the bundled SST-2 data; environment variables override them
+(see `from_env`).
+"""
+
+import dataclasses
+import os
+from typing import Optional, Tuple
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestionSettings:
+  """Where the raw data is, how to read it, and how to clean it (components/cleaning)."""
+  # Directory holding the input files; the patterns below are globs relative to it.
+  data_root: str = os.path.join(REPO_ROOT, '..', 'shared', 'data', 'sst2')
+  train_pattern: str = 'train.tsv'
+  # Files used as the eval split (early stopping, TFMA): SST-2's official dev set by default.
+  # Empty: the eval split is carved out of the training files by a hash of the cleaned text.
+  eval_pattern: str = 'validation.tsv'
+  eval_percent: int = 10  # only used when eval_pattern is empty
+  # csv | tsv | jsonl; empty: from each file's extension (.gz allowed).
+  input_format: str = ''
+  # Several text columns are joined with a space (e.g. title + body).
+  text_columns: Tuple[str, ...] = ('sentence',)
+  label_column: str = 'label'
+  # Class names in class-id order; rows with another label are rejected. Empty: learned from data.
+  label_names: Tuple[str, ...] = ('0', '1')
+  # Cleaning steps, in the order they run.
+  repair_undecodable: bool = False  # False: reject rows with invalid UTF-8; True: use U+FFFD
+  normalize_unicode: bool = True  # NFKC
+  strip_html: bool = True  # tags and entities
+  strip_control_chars: bool = True
+  collapse_whitespace: bool = True
+  # (old, new) token replacements on whole words; SST writes brackets as -lrb- / -rrb-.
+  replacements: Tuple[Tuple[str, str], ...] = (('-lrb-', '('), ('-rrb-', ')'))
+  max_text_chars: int = 5000
+  truncate_long_text: bool = True  # False: reject texts longer than max_text_chars
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessingSettings:
+  """Transform: tokenization and label encoding."""
+  vocab_size: int = 8000
+  # Words seen fewer times than this do not get a WordPiece token of their own.
+  min_word_count: int = 2
+  max_seq_length: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+  """The KerasNLP Transformer encoder classifier."""
+  embedding_dim: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
+  intermediate_dim: int = 256
+  dropout: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+  """Trainer: optimisation and distribution."""
+  batch_size: int = 64
+  epochs: int = 3
+  learning_rate: float = 1e-3
+  warmup_fraction: float = 0.1
+  weight_decay: float = 0.01
+  early_stopping_patience: int = 1
+  shuffle_buffer_size: int = 10000
+  # auto | default | mirrored | multi_worker | tpu
+  distribution_strategy: str = 'auto'
+  # TPU name or grpc:// address; only read by the `tpu` (and `auto`) strategy.
+  tpu_address: str = ''
+  seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSettings:
+  """Evaluator: the thresholds a model must pass to be blessed."""
+  accuracy_lower_bound: float = 0.75
+  # A candidate may be at most this much less accurate than the last blessed model.
+  accuracy_regression_tolerance: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  pipeline_name: str = 'text_classifier'
+  model_name: str = 'text_classifier'
+  # Holds the pipeline root and the ml-metadata sqlite file of local runs.
+  output_dir: str = os.path.join(REPO_ROOT, 'tfx_output')
+  # TF Serving's model base path: versions land in <serving_model_dir>/<model_name>/<version>/.
+  serving_model_dir: str = os.path.join(REPO_ROOT, 'serving_model')
+  beam_pipeline_args: Tuple[str, ...] = ('--direct_running_mode=in_memory',)
+  enable_cache: bool = True
+  ingestion: IngestionSettings = IngestionSettings()
+  preprocessing: PreprocessingSettings = PreprocessingSettings()
+  model: ModelSettings = ModelSettings()
+  training: TrainingSettings = TrainingSettings()
+  evaluation: EvaluationSettings = EvaluationSettings()
+
+  @property
+  def pipeline_root(self) -> str:
+    return os.path.join(self.output_dir, 'pipeline_root', self.pipeline_name)
+
+  @property
+  def metadata_path(self) -> str:
+    return os.path.join(self.output_dir, 'metadata', self.pipeline_name, 'metadata.sqlite')
+
+  @property
+  def push_destination(self) -> str:
+    return os.path.join(self.serving_model_dir, self.model_name)
+
+  @classmethod
+  def from_env(cls, **overrides) -> 'PipelineConfig':
+    """Defaults, with paths taken from TEXT_CLASSIFIER_{DATA_ROOT,OUTPUT_DIR,SERVING_DIR} if set."""
+    config = cls(**overrides)
+    data_root = os.environ.get('TEXT_CLASSIFIER_DATA_ROOT')
+    if data_root:
+      config = dataclasses.replace(
+          config, ingestion=dataclasses.replace(config.ingestion, data_root=data_root))
+    return dataclasses.replace(
+        config,
+        output_dir=os.environ.get('TEXT_CLASSIFIER_OUTPUT_DIR', config.output_dir),
+        serving_model_dir=os.environ.get('TEXT_CLASSIFIER_SERVING_DIR', config.serving_model_dir))
+
+
+def as_custom_config(settings) -> dict:
+  """A settings dataclass as the JSON-serialisable dict TFX passes to module code."""
+  return dataclasses.asdict(settings)
+
+
+def from_custom_config(settings_class, custom_config: Optional[dict]):
+  """Inverse of `as_custom_config` (JSON turns tuples into lists; turn them back)."""
+  return settings_class(**{key: _tuples(value) for key, value in (custom_config or {}).items()})
+
+
+def _tuples(value):
+  return tuple(_tuples(item) for item in value) if isinstance(value, list) else value

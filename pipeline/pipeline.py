@@ -1,0 +1,115 @@
+"""The TFX pipeline: raw text files -> cleaned examples -> ... -> a pushed SavedModel.
+
+The same `create_pipeline` serves every runner (local, Kubeflow / Vertex AI); runners only choose
+the metadata store, the Beam arguments and where things live.
+"""
+
+from typing import List, Optional
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from tfx.dsl.components.base.base_node import BaseNode
+
+from components.cleaning.component import TextCleaningExampleGen
+from models import features
+from pipeline.config import PipelineConfig, as_custom_config
+
+PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
+RUN_FN = 'models.model.run_fn'
+
+
+def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+  """TFMA: accuracy with an absolute floor and a no-regression check against the last blessed
+  model, per-class (or binary) AUC/precision/recall, sliced by text length."""
+  accuracy = tfma.MetricConfig(
+      class_name='SparseCategoricalAccuracy',
+      threshold=tfma.MetricThreshold(
+          value_threshold=tfma.GenericValueThreshold(
+              lower_bound={'value': config.evaluation.accuracy_lower_bound}),
+          change_threshold=tfma.GenericChangeThreshold(
+              direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+              absolute={'value': -config.evaluation.accuracy_regression_tolerance})))
+  metrics_specs = [tfma.MetricsSpec(metrics=[
+      tfma.MetricConfig(class_name='ExampleCount'),
+      accuracy,
+      tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
+  ])]
+  num_classes = len(config.ingestion.label_names)
+  if num_classes:
+    # Binary: the positive class (id 1). More classes: each class one-vs-rest.
+    class_ids = [1] if num_classes == 2 else list(range(num_classes))
+    metrics_specs.append(tfma.MetricsSpec(
+        binarize=tfma.BinarizationOptions(class_ids={'values': class_ids}),
+        metrics=[tfma.MetricConfig(class_name=name)
+                 for name in ('AUC', 'Precision', 'Recall')]))
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name=features.TF_EXAMPLE_SIGNATURE,
+          model_type='tf_generic',
+          label_key=features.LABEL_ID_KEY,
+          prediction_key=features.PROBABILITIES_KEY,
+          preprocessing_function_names=[features.TRANSFORM_SIGNATURE])],
+      slicing_specs=[tfma.SlicingSpec(),
+                     tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY])],
+      metrics_specs=metrics_specs)
+
+
+def create_pipeline(config: PipelineConfig,
+                    metadata_connection_config=None,
+                    beam_pipeline_args: Optional[List[str]] = None,
+                    trainer_custom_config: Optional[dict] = None) -> tfx.dsl.Pipeline:
+  """All components, wired. `trainer_custom_config` adds runner-specific Trainer settings."""
+  example_gen = TextCleaningExampleGen(config.ingestion)
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+  schema_gen = tfx.components.SchemaGen(
+      statistics=statistics_gen.outputs['statistics'], infer_feature_shape=True)
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=schema_gen.outputs['schema'],
+      preprocessing_fn=PREPROCESSING_FN,
+      custom_config={'preprocessing': as_custom_config(config.preprocessing),
+                     'label_names': list(config.ingestion.label_names)})
+
+  trainer = tfx.components.Trainer(
+      run_fn=RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema_gen.outputs['schema'],
+      train_args=tfx.proto.TrainArgs(),
+      eval_args=tfx.proto.EvalArgs(),
+      custom_config={'model': as_custom_config(config.model),
+                     'training': as_custom_config(config.training),
+                     **(trainer_custom_config or {})})
+
+  model_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
+
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model'],
+      baseline_model=model_resolver.outputs['model'],
+      eval_config=create_eval_config(config))
+
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=config.push_destination)))
+
+  components: List[BaseNode] = [
+      example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+      model_resolver, evaluator, pusher]
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.pipeline_name,
+      pipeline_root=config.pipeline_root,
+      components=components,
+      enable_cache=config.enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(beam_pipeline_args or config.beam_pipeline_args))

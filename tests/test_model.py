@@ -1,0 +1,115 @@
+"""The Keras model: builds and trains under the configured strategy, exports a raw-text
+SavedModel whose graph holds only core TF and TF Text ops."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import export, features, model as model_lib, strategy as strategy_lib
+from pipeline.config import ModelSettings, TrainingSettings
+from tests.conftest import LABELS, MAX_SEQ_LENGTH, TEXTS
+
+SMALL_MODEL = ModelSettings(embedding_dim=16, num_layers=1, num_heads=2, intermediate_dim=32)
+
+
+@pytest.fixture(scope='module')
+def exported_model_dir(tiny_transform, tmp_path_factory):
+  transformed, output = tiny_transform
+  token_ids = np.stack([row[features.TOKEN_IDS_KEY] for row in transformed])
+  label_ids = np.array([row[features.LABEL_ID_KEY] for row in transformed])
+  strategy = strategy_lib.create_strategy(TrainingSettings().distribution_strategy)
+  with strategy.scope():
+    model = model_lib.build_model(model_lib.wordpiece_vocabulary_size(output), MAX_SEQ_LENGTH,
+                                  num_classes=2, settings=SMALL_MODEL)
+    model_lib.compile_model(model, total_steps=20, settings=TrainingSettings(learning_rate=5e-3))
+  history = model.fit({features.TOKEN_IDS_KEY: token_ids}, label_ids, batch_size=8, epochs=4,
+                      verbose=0)
+  assert history.history['loss'][-1] < history.history['loss'][0]
+  export_dir = str(tmp_path_factory.mktemp('export') / 'model')
+  export.export_serving_model(model, output, model_lib.label_names(output), export_dir)
+  return export_dir
+
+
+def test_model_outputs_class_probabilities():
+  model = model_lib.build_model(50, MAX_SEQ_LENGTH, num_classes=3, settings=SMALL_MODEL)
+  probabilities = model({features.TOKEN_IDS_KEY: np.ones((4, MAX_SEQ_LENGTH), 'int64')})
+  assert probabilities.shape == (4, 3)
+  np.testing.assert_allclose(keras.ops.sum(probabilities, axis=-1), np.ones(4), rtol=1e-5)
+
+
+def test_serving_default_takes_raw_text(exported_model_dir):
+  loaded = tf.saved_model.load(exported_model_dir)
+  outputs = loaded.signatures[features.SERVING_SIGNATURE](text=tf.constant(TEXTS))
+  assert outputs[features.PROBABILITIES_KEY].dtype == tf.float32
+  assert outputs[features.PROBABILITIES_KEY].shape == (len(TEXTS), 2)
+  predicted = [label.decode() for label in outputs[features.PREDICTED_LABEL_KEY].numpy()]
+  assert set(predicted) <= {'neg', 'pos'}
+  # The tiny model has learned its tiny training set.
+  assert sum(p == l for p, l in zip(predicted, LABELS)) >= 4
+
+
+def test_tf_example_signatures_agree_with_raw_text(exported_model_dir):
+  loaded = tf.saved_model.load(exported_model_dir)
+  examples = [tf.train.Example(features=tf.train.Features(feature={
+      features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()])),
+      features.LABEL_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[l.encode()])),
+  })).SerializeToString() for t, l in zip(TEXTS, LABELS)]
+  by_example = loaded.signatures[features.TF_EXAMPLE_SIGNATURE](examples=tf.constant(examples))
+  by_text = loaded.signatures[features.SERVING_SIGNATURE](text=tf.constant(TEXTS))
+  np.testing.assert_allclose(by_example[features.PROBABILITIES_KEY],
+                             by_text[features.PROBABILITIES_KEY], rtol=1e-5)
+  transformed = loaded.signatures[features.TRANSFORM_SIGNATURE](examples=tf.constant(examples))
+  assert transformed[features.LABEL_ID_KEY].numpy().tolist() == [1, 0, 1, 0, 1, 0]
+
+
+# Splits the ops of a SavedModel into core TF ops, TF Text ops and anything else ('FOREIGN').
+CLASSIFY_OPS = '''
+import sys
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+saved_model = saved_model_pb2.SavedModel()
+with open(sys.argv[1] + '/saved_model.pb', 'rb') as f:
+  saved_model.ParseFromString(f.read())
+graph = saved_model.meta_graphs[0].graph_def
+used = {node.op for node in graph.node}
+used |= {node.op for fn in graph.library.function for node in fn.node_def}
+used -= {fn.signature.name for fn in graph.library.function}  # calls of graph functions
+import tensorflow
+not_core = {op for op in used if op_def_registry.get(op) is None}
+import tensorflow_text
+foreign = {op for op in not_core if op_def_registry.get(op) is None}
+print('FOREIGN', sorted(foreign))
+print('TEXT', sorted(not_core - foreign))
+'''
+
+
+def test_serving_graph_uses_only_core_tf_and_tf_text_ops(exported_model_dir):
+  result = subprocess.run([sys.executable, '-c', CLASSIFY_OPS, exported_model_dir],
+                          capture_output=True, text=True, check=True)
+  lines = dict(line.split(' ', 1) for line in result.stdout.splitlines()
+               if line.startswith(('FOREIGN', 'TEXT')))
+  assert lines['FOREIGN'] == '[]'
+  assert 'WordpieceTokenizeWithOffsets' in lines['TEXT']  # the tokenizer is inside the model
+
+
+@pytest.mark.parametrize('name, kwargs, expected', [
+    ('auto', {}, 'default'),
+    ('auto', {'num_gpus': 1}, 'default'),
+    ('auto', {'num_gpus': 4}, 'mirrored'),
+    ('auto', {'tpu_address': 'grpc://10.0.0.2:8470', 'num_gpus': 4}, 'tpu'),
+    ('auto', {'tf_config': '{"cluster": {"worker": ["a:1", "b:1"]}, '
+                           '"task": {"type": "worker", "index": 0}}'}, 'multi_worker'),
+    ('mirrored', {}, 'mirrored'),
+    ('tpu', {}, 'tpu'),
+])
+def test_strategy_selection(name, kwargs, expected):
+  assert strategy_lib.resolve_strategy_name(name, **kwargs) == expected
+
+
+def test_unknown_strategy_is_a_clear_error():
+  with pytest.raises(ValueError, match='Unknown distribution strategy'):
+    strategy_lib.resolve_strategy_name('gpu')

@@ -1,0 +1,96 @@
+"""The whole pipeline on a slice of SST-2 with LocalDagRunner, twice: a pushed model that serves
+raw text in a fresh process, then a re-run served from cache up to the Trainer."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from pipeline import local_runner, run_summary
+from tests.conftest import small_config
+
+COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
+              'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator', 'Pusher')
+CACHED_ON_RERUN = ('TextCleaningExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
+                   'Transform', 'Trainer')
+
+LOAD_AND_PREDICT = '''
+import json, sys
+import tensorflow_text  # registers the TF Text ops the serving graph uses
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+outputs = model.signatures['serving_default'](
+    text=tf.constant(['a gorgeous , witty , seductive movie .', 'dull and lifeless .']))
+print(json.dumps({key: value.numpy().tolist() for key, value in outputs.items()},
+                 default=lambda b: b.decode()))
+'''
+
+
+def latest_executions(config):
+  """Node id -> its newest execution, from the run's ml-metadata store."""
+  store = metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+  latest = {}
+  for context in store.get_contexts_by_type('node'):
+    node_id = context.name.split('.', 1)[1]
+    executions = store.get_executions_by_context(context.id)
+    if executions:
+      latest[node_id] = max(executions, key=lambda e: e.id)
+  return latest
+
+
+@pytest.fixture(scope='module')
+def runs(sst2_slice, tmp_path_factory):
+  config = small_config(sst2_slice, str(tmp_path_factory.mktemp('e2e')))
+  tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
+  first = latest_executions(config)
+  tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
+  return config, first, latest_executions(config)
+
+
+def test_every_component_executes(runs):
+  _, first, _ = runs
+  for node_id in COMPONENTS:
+    assert first[node_id].last_known_state == metadata_store_pb2.Execution.COMPLETE, node_id
+
+
+def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
+  config, _, _ = runs
+  summary = run_summary.latest_run(config)
+  assert summary.blessed is True
+  assert summary.pushed_to and summary.pushed_to.startswith(config.push_destination)
+  versions = os.listdir(config.push_destination)
+  assert versions and all(v.isdigit() for v in versions)
+
+  result = subprocess.run([sys.executable, '-c', LOAD_AND_PREDICT, summary.pushed_to],
+                          capture_output=True, text=True, check=True)
+  outputs = json.loads(result.stdout.strip().splitlines()[-1])
+  assert len(outputs['probabilities']) == 2
+  for row in outputs['probabilities']:
+    assert len(row) == 2 and abs(sum(row) - 1.0) < 1e-4
+  assert set(outputs['label']) <= {'0', '1'}
+
+
+def test_summary_reports_metrics_and_tensorboard(runs):
+  config, _, _ = runs
+  summary = run_summary.latest_run(config)
+  assert summary.cleaning['read'] == 3200
+  overall = summary.metrics['overall']
+  assert overall['example_count'] == 200
+  assert 0.0 <= overall['sparse_categorical_accuracy'] <= 1.0
+  assert any(name.startswith('length_bucket:') for name in summary.metrics)
+  assert os.path.isdir(summary.model_run_dir)
+  text = run_summary.format_summary(summary, 60.0)
+  assert f'tensorboard --logdir {summary.model_run_dir}' in text
+
+
+def test_rerun_is_served_from_cache_up_to_the_trainer(runs):
+  _, first, second = runs
+  for node_id in CACHED_ON_RERUN:
+    assert second[node_id].last_known_state == metadata_store_pb2.Execution.CACHED, node_id
+    assert second[node_id].id != first[node_id].id

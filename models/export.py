@@ -56,4 +56,4 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
   archive.add_endpoint(features.SERVING_SIGNATURE, serve_text)
   archive.add_endpoint(features.TF_EXAMPLE_SIGNATURE, serve_tf_examples)
   archive.add_endpoint(features.TRANSFORM_SIGNATURE, transform_features)
-  archive.write_out(export_dir)
+  archive.write_out(export_dir, verbose=False)

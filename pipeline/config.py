@@ -71,6 +71,11 @@ class TrainingSettings:
   weight_decay: float = 0.01
   early_stopping_patience: int = 1
   shuffle_buffer_size: int = 10000
+  # Batches hold examples of similar token length, padded only to their longest member; these
+  # are the bucket edges. Empty: every batch is padded to max_seq_length.
+  length_buckets: Tuple[int, ...] = (8, 16, 32)
+  jit_compile: bool = False  # XLA
+  steps_per_execution: int = 1
   # auto | default | mirrored | multi_worker | tpu
   distribution_strategy: str = 'auto'
   # TPU name or grpc:// address; only read by the `tpu` (and `auto`) strategy.

@@ -23,8 +23,6 @@ from tfx.utils import proto_utils
 from components.cleaning import readers, transforms
 from pipeline.config import IngestionSettings, as_custom_config, from_custom_config
 
-REPORT_FILE = 'cleaning_report.json'
-REJECTED_FILE = 'rejected.jsonl'
 EXAMPLES_KEY = 'examples'
 REPORT_KEY = 'cleaning_report'
 REJECTED_KEY = 'rejected_rows'
@@ -83,15 +81,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         '' if split.name == HASH_SPLIT_INPUT else split.name: readers.match_files(
             [os.path.join(exec_properties['input_base'], split.pattern)])
         for split in input_config.splits}
+    for paths in input_files.values():
+      readers.check_headers(paths, settings)
 
     examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
     report = artifact_utils.get_single_instance(output_dict[REPORT_KEY])
     rejected = artifact_utils.get_single_instance(output_dict[REJECTED_KEY])
-    report_path = os.path.join(report.uri, REPORT_FILE)
+    report_path = os.path.join(report.uri, transforms.REPORT_FILE)
 
     with self._make_beam_pipeline() as pipeline:
       transforms.run(pipeline, input_files, settings, examples.uri, report_path,
-                     os.path.join(rejected.uri, REJECTED_FILE))
+                     os.path.join(rejected.uri, transforms.REJECTED_FILE))
 
     summary = transforms.read_report(report_path)
     transforms.check_usable(summary)
@@ -100,8 +100,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples_utils.set_file_format(examples, 'tfrecords_gzip')
     for key in ('read', 'kept_total', 'rejected_total'):
       report.set_int_custom_property(key, summary[key])
-    logging.info('Cleaning report: read %d, kept %s, rejected %s, modified %s.',
-                 summary['read'], summary['kept'], summary['rejected'], summary['modified'])
+    logging.info('%s', transforms.format_report(summary))
 
 
 class TextCleaningExampleGen(base_beam_component.BaseBeamComponent):

@@ -50,6 +50,32 @@ def match_files(patterns: Sequence[str]) -> List[str]:
   return paths
 
 
+def check_headers(paths: Sequence[str], settings) -> None:
+  """Fails early, with the file named, when a CSV/TSV header lacks a configured column."""
+  for path in paths:
+    input_format = detect_format(path, settings.input_format)
+    if input_format == 'jsonl':
+      continue
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as binary_file:
+      lines = _Lines(binary_file)
+      header = next(_csv_reader(lines, input_format), None)
+    if header is not None:
+      _check_columns(path, header, settings.text_columns, settings.label_column)
+
+
+def _check_columns(path: str, header: List[str], text_columns: Sequence[str],
+                   label_column: str) -> None:
+  missing = [c for c in list(text_columns) + [label_column] if c not in header]
+  if missing:
+    raise InputError(f'{path}: no column {missing} in the header {header}.')
+
+
+def _csv_reader(lines, input_format: str):
+  # TSV files are taken as unquoted (a '"' is text); CSV fields may be quoted and span lines.
+  return csv.reader(lines, delimiter='\t' if input_format == 'tsv' else ',', strict=True,
+                    quoting=csv.QUOTE_NONE if input_format == 'tsv' else csv.QUOTE_MINIMAL)
+
+
 class _Lines:
   """Iterates a binary file's decoded lines and remembers those consumed since the last take()."""
 
@@ -107,17 +133,13 @@ def _read_jsonl(path: str, split: str, lines: _Lines) -> Iterator[RawRecord]:
 
 def _read_delimited(path: str, split: str, lines: _Lines, input_format: str,
                     text_columns: Sequence[str], label_column: str) -> Iterator[RawRecord]:
-  # TSV files are taken as unquoted (a '"' is text); CSV fields may be quoted and span lines.
-  reader = csv.reader(lines, delimiter='\t' if input_format == 'tsv' else ',', strict=True,
-                      quoting=csv.QUOTE_NONE if input_format == 'tsv' else csv.QUOTE_MINIMAL)
+  reader = _csv_reader(lines, input_format)
   try:
     header = next(reader)
   except StopIteration:
     return  # an empty file has no records
   lines.take()
-  missing = [c for c in list(text_columns) + [label_column] if c not in header]
-  if missing:
-    raise InputError(f'{path}: no column {missing} in the header {header}.')
+  _check_columns(path, header, text_columns, label_column)
 
   while True:
     first_line = lines.line_number + 1

@@ -66,9 +66,11 @@ class Rejection(NamedTuple):
   record_number: int
   raw: str
 
-  def to_json_dict(self) -> Dict[str, object]:
+  def to_json_dict(self, max_raw_chars: Optional[int] = None) -> Dict[str, object]:
+    # Undecodable bytes are shown as \xNN escapes, so the line stays valid UTF-8 JSON.
+    raw = self.raw.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
     return {'reason': self.reason, 'detail': self.detail, 'source': self.source,
-            'record_number': self.record_number, 'raw': self.raw}
+            'record_number': self.record_number, 'raw': raw[:max_raw_chars]}
 
 
 def clean_text(text: str, settings: IngestionSettings) -> Tuple[str, List[str]]:

@@ -20,8 +20,11 @@ from models import features
 from pipeline.config import IngestionSettings
 
 SPLITS = ('train', 'eval')
-# How many rejected rows per reason the report quotes.
+REPORT_FILE = 'cleaning_report.json'
+REJECTED_FILE = 'rejected.jsonl'
+# How many rejected rows per reason the report quotes, and how much of each.
 REPORT_EXAMPLES_PER_REASON = 3
+REPORT_EXAMPLE_MAX_CHARS = 300
 
 
 class IngestionError(RuntimeError):
@@ -64,8 +67,18 @@ def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
   return report
 
 
+def format_report(report: dict) -> str:
+  lines = [f"Read {report['read']} rows; kept {report['kept_total']} {report['kept']}; "
+           f"rejected {report['rejected_total']}."]
+  lines += [f'  rejected {reason}: {count}' for reason, count in report['rejected'].items()]
+  lines += [f'  modified {step}: {count}' for step, count in report['modified'].items()]
+  return '\n'.join(lines)
+
+
 def check_usable(report: dict) -> None:
   """Raises IngestionError when a split has no rows to train or evaluate on."""
+  if report['read'] == 0:
+    raise IngestionError('The input has no records (empty files, or a header only).')
   empty = [split for split in SPLITS if report['kept'][split] == 0]
   if empty:
     raise IngestionError(
@@ -144,7 +157,7 @@ def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid
       | 'FirstPerReason' >> beam.combiners.Top.PerKey(
           REPORT_EXAMPLES_PER_REASON, key=lambda r: (r.source, r.record_number), reverse=True)
       | 'ExamplesToJson' >> beam.MapTuple(
-          lambda reason, rows: (reason, [r.to_json_dict() for r in rows])))
+          lambda reason, rows: (reason, [r.to_json_dict(REPORT_EXAMPLE_MAX_CHARS) for r in rows])))
   _ = (
       cleaned['read']
       | 'BuildReport' >> beam.Map(

@@ -1,0 +1,95 @@
+"""Trains model/training variants on the last local run's Transform output and measures each one's
+accuracy on validation.tsv through the exported raw-text signature.
+
+    python -m benchmarks.tune_model [--variants NAME ...]
+
+Each variant runs the Trainer's own `run_fn` (same input pipeline, strategy and export), so the
+figures are what the pipeline would get. Prints: variant, accuracy, training+export seconds.
+"""
+
+import argparse
+import dataclasses
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
+from tfx import v1 as tfx
+from tfx.components.util import tfxio_utils
+from tfx.types import standard_artifacts
+
+from benchmarks.common import latest_artifact_dir, read_labelled_tsv
+from models import features, model as model_lib
+from pipeline.config import ModelSettings, PipelineConfig, TrainingSettings, as_custom_config
+
+# name -> (model overrides, training overrides), relative to the defaults in pipeline/config.py.
+VARIANTS = {
+    'default': ({}, {}),
+    'no_buckets': ({}, {'length_buckets': ()}),
+    'dropout_0.2': ({'dropout': 0.2}, {}),
+    'dropout_0.3': ({'dropout': 0.3}, {}),
+    'small_64d': ({'embedding_dim': 64, 'intermediate_dim': 128}, {}),
+    '1_layer': ({'num_layers': 1}, {}),
+    '4_layers': ({'num_layers': 4}, {}),
+    'lr_3e-4': ({}, {'learning_rate': 3e-4}),
+    'lr_2e-3': ({}, {'learning_rate': 2e-3}),
+    'batch_128': ({}, {'batch_size': 128}),
+    'batch_32': ({}, {'batch_size': 32}),
+    'wd_0.1': ({}, {'weight_decay': 0.1}),
+    'epochs_2': ({}, {'epochs': 2}),
+    'epochs_5': ({}, {'epochs': 5, 'early_stopping_patience': 2}),
+    'jit': ({}, {'jit_compile': True}),
+}
+
+
+def fn_args_for(config: PipelineConfig, model: ModelSettings, training: TrainingSettings,
+                work_dir: str) -> tfx.components.FnArgs:
+  transformed_dir = latest_artifact_dir(config, 'Transform', 'transformed_examples')
+  examples = standard_artifacts.Examples()
+  examples.uri = transformed_dir
+  return tfx.components.FnArgs(
+      train_files=[os.path.join(transformed_dir, 'Split-train', '*')],
+      eval_files=[os.path.join(transformed_dir, 'Split-eval', '*')],
+      transform_output=latest_artifact_dir(config, 'Transform', 'transform_graph'),
+      data_accessor=tfx.components.DataAccessor(
+          tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+          record_batch_factory=None, data_view_decode_fn=None),
+      serving_model_dir=os.path.join(work_dir, 'serving'),
+      model_run_dir=os.path.join(work_dir, 'logs'),
+      custom_config={'model': as_custom_config(model), 'training': as_custom_config(training)})
+
+
+def validation_accuracy(model_dir: str, config: PipelineConfig) -> float:
+  ingestion = config.ingestion
+  texts, labels = read_labelled_tsv(os.path.join(ingestion.data_root, ingestion.eval_pattern),
+                                    ingestion.text_columns[0], ingestion.label_column)
+  serve = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
+  predicted = []
+  for start in range(0, len(texts), 256):
+    outputs = serve(text=tf.constant(texts[start:start + 256]))
+    predicted.extend(label.decode() for label in outputs[features.PREDICTED_LABEL_KEY].numpy())
+  return float(np.mean([p == l for p, l in zip(predicted, labels)]))
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+  args = parser.parse_args()
+  config = PipelineConfig.from_env()
+  print(f"{'variant':<14} {'accuracy':>8} {'seconds':>8}")
+  for name in args.variants:
+    model_overrides, training_overrides = VARIANTS[name]
+    model = dataclasses.replace(config.model, **model_overrides)
+    training = dataclasses.replace(config.training, **training_overrides)
+    with tempfile.TemporaryDirectory() as work_dir:
+      started = time.monotonic()
+      model_lib.run_fn(fn_args_for(config, model, training, work_dir))
+      seconds = time.monotonic() - started
+      accuracy = validation_accuracy(os.path.join(work_dir, 'serving'), config)
+    print(f'{name:<14} {accuracy:>8.4f} {seconds:>8.0f}', flush=True)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,233 @@
+"""The ingestion and cleaning on hostile input, through the real Beam pipeline (the preview
+command runs the same transforms as the TFX component). Every case has a precise outcome, and
+every run accounts for every row: read == kept + rejected."""
+
+import glob
+import gzip
+import json
+import os
+
+import pytest
+import tensorflow as tf
+
+from components.cleaning import __main__ as cleaning_cli
+from components.cleaning import rules, transforms
+from pipeline.config import IngestionSettings
+
+LONG_TEXT = 'x' * 1_000_000
+
+# (raw CSV bytes of one record, expected outcome): ('kept', cleaned text, modified steps) or
+# ('rejected', reason). Lines are numbered from 2 (line 1 is the header).
+HOSTILE_CSV_ROWS = [
+    (b'plain text,1\r\n', ('kept', 'plain text', set())),  # CRLF line ending
+    (b'nul\x00 and esc\x1b chars,0\r\n', ('kept', 'nul and esc chars',
+                                          {rules.STRIPPED_CONTROL_CHARS})),
+    ('emoji \U0001F600 fun,1\n'.encode(), ('kept', 'emoji \U0001F600 fun', set())),
+    ('\u0641\u064a\u0644\u0645 \u0631\u0627\u0626\u0639,1\n'.encode(),
+     ('kept', '\u0641\u064a\u0644\u0645 \u0631\u0627\u0626\u0639', set())),  # right-to-left
+    (b'"<p>good<br />fun &amp; games</p>",1\n', ('kept', 'good fun & games',
+                                                  {rules.STRIPPED_HTML,
+                                                   rules.COLLAPSED_WHITESPACE})),
+    (b'"first line\nsecond, line",0\n', ('kept', 'first line second, line',
+                                        {rules.COLLAPSED_WHITESPACE})),  # multi-line quoted
+    ('\ufb01ne -lrb- really -rrb-,1\n'.encode(), ('kept', 'fine ( really )',
+                                                  {rules.NORMALIZED_UNICODE,
+                                                   rules.REPLACED_TOKENS})),
+    (b'"broken "quoting" here",1\n', ('rejected', rules.MALFORMED)),
+    (b'too,many,fields\n', ('rejected', rules.MALFORMED)),
+    (b',1\n', ('rejected', rules.EMPTY_TEXT)),
+    (b'"   ",0\n', ('rejected', rules.EMPTY_TEXT)),
+    (b'<br/>,0\n', ('rejected', rules.EMPTY_TEXT)),
+    (b'no label here,\n', ('rejected', rules.MISSING_LABEL)),
+    (b'odd label,7\n', ('rejected', rules.UNKNOWN_LABEL)),
+    (b'bad \xff\xfe bytes,1\n', ('rejected', rules.UNDECODABLE)),
+    (b'Nice  film,1\n', ('kept', 'Nice film', {rules.COLLAPSED_WHITESPACE})),
+    (b'Nice film,1\n', ('rejected', rules.DUPLICATE)),
+    (b'so so,1\n', ('rejected', rules.CONFLICTING_LABELS)),
+    (b'so so,0\n', ('rejected', rules.CONFLICTING_LABELS)),
+    (LONG_TEXT.encode() + b',0\n', ('kept', 'x' * IngestionSettings().max_text_chars,
+                                    {rules.TRUNCATED})),  # a 1 MB line
+]
+EVAL_CSV = b'text,label\neval only,1\nplain text,1\n'
+
+
+def record_numbers():
+  """The line number each hostile record starts on."""
+  line, numbers = 2, []
+  for raw, _ in HOSTILE_CSV_ROWS:
+    numbers.append(line)
+    line += raw.count(b'\n')
+  return numbers
+
+
+def run_cli(tmp_path, *args):
+  output = str(tmp_path / 'out')
+  code = cleaning_cli.main([*args, '--output', output])
+  report_path = os.path.join(output, transforms.REPORT_FILE)
+  report = transforms.read_report(report_path) if os.path.exists(report_path) else None
+  return code, output, report
+
+
+def read_examples(output, split):
+  texts = {}
+  for path in glob.glob(os.path.join(output, 'examples', f'Split-{split}', '*.gz')):
+    for record in tf.data.TFRecordDataset(path, compression_type='GZIP'):
+      example = tf.train.Example.FromString(record.numpy())
+      feature = example.features.feature
+      texts[feature['text'].bytes_list.value[0].decode()] = (
+          feature['label'].bytes_list.value[0].decode())
+  return texts
+
+
+def read_rejected(output):
+  with open(os.path.join(output, transforms.REJECTED_FILE), encoding='utf-8') as f:
+    return [json.loads(line) for line in f]
+
+
+def assert_accounted(report):
+  assert report['read'] == report['kept_total'] + sum(report['rejected'].values())
+
+
+@pytest.fixture(scope='module')
+def hostile_run(tmp_path_factory):
+  tmp_path = tmp_path_factory.mktemp('hostile')
+  train = tmp_path / 'hostile.csv'
+  # A UTF-8 byte-order mark before the header.
+  train.write_bytes(b'\xef\xbb\xbftext,label\r\n' + b''.join(raw for raw, _ in HOSTILE_CSV_ROWS))
+  (tmp_path / 'empty.csv').write_bytes(b'')
+  (tmp_path / 'header_only.csv').write_bytes(b'text,label\n')
+  (tmp_path / 'eval.csv').write_bytes(EVAL_CSV)
+  code, output, report = run_cli(
+      tmp_path, '--input', str(train), '--input', str(tmp_path / 'empty.csv'),
+      '--input', str(tmp_path / 'header_only.csv'), '--eval-input', str(tmp_path / 'eval.csv'),
+      '--text-column', 'text', '--label-column', 'label')
+  return code, output, report, str(train)
+
+
+def test_hostile_file_is_fully_accounted_for(hostile_run):
+  code, _, report, _ = hostile_run
+  assert code == 0
+  assert report['read'] == len(HOSTILE_CSV_ROWS) + 2  # + the eval file; empty files add none
+  assert_accounted(report)
+  expected_rejections = {}
+  for _, outcome in HOSTILE_CSV_ROWS:
+    if outcome[0] == 'rejected':
+      expected_rejections[outcome[1]] = expected_rejections.get(outcome[1], 0) + 1
+  # 'plain text' is in both files: the eval copy is kept, the train copy is a duplicate.
+  expected_rejections[rules.DUPLICATE] += 1
+  assert report['rejected'] == expected_rejections
+  assert report['kept'] == {'train': sum(o[0] == 'kept' for _, o in HOSTILE_CSV_ROWS) - 1,
+                            'eval': 2}
+
+
+def test_each_kept_row_is_cleaned_as_expected(hostile_run):
+  _, output, _, _ = hostile_run
+  train = read_examples(output, 'train')
+  for raw, outcome in HOSTILE_CSV_ROWS:
+    if outcome[0] == 'kept' and outcome[1] != 'plain text':
+      assert outcome[1] in train, raw[:60]
+  assert read_examples(output, 'eval') == {'eval only': '1', 'plain text': '1'}
+
+
+def test_each_rejected_row_has_its_reason_source_and_line(hostile_run):
+  _, output, _, train_path = hostile_run
+  rejected = {(r['source'], r['record_number']): r for r in read_rejected(output)}
+  for (raw, outcome), line in zip(HOSTILE_CSV_ROWS, record_numbers()):
+    if outcome[0] == 'rejected':
+      row = rejected[(train_path, line)]
+      assert row['reason'] == outcome[1], raw
+      assert row['raw'] == raw.decode('utf-8', 'backslashreplace')
+  assert rejected[(train_path, 2)]['reason'] == rules.DUPLICATE  # 'plain text', kept in eval
+
+
+def test_report_counts_modifications_and_quotes_examples(hostile_run):
+  _, _, report, _ = hostile_run
+  modified = report['modified']
+  assert modified[rules.TRUNCATED] == 1
+  assert modified[rules.STRIPPED_HTML] == 1
+  assert modified[rules.STRIPPED_CONTROL_CHARS] == 1
+  assert modified[rules.REPLACED_TOKENS] == 1
+  assert modified[rules.NORMALIZED_UNICODE] == 1
+  for reason, count in report['rejected'].items():
+    assert 1 <= len(report['rejected_examples'][reason]) <= min(count, 3)
+
+
+def test_jsonl_gzip_with_bad_lines(tmp_path):
+  lines = [b'{"review": "loved it", "stars": 1}', b'{"review": "hated it", "stars": 0}',
+           b'{"review": "no stars"}', b'not json', b'["a", "list"]', b'',
+           b'{"review": "meh", "stars": 1}']
+  path = tmp_path / 'reviews.jsonl.gz'
+  with gzip.open(path, 'wb') as f:
+    f.write(b'\n'.join(lines) + b'\n')
+  _, output, report = run_cli(tmp_path, '--input', str(path), '--text-column', 'review',
+                              '--label-column', 'stars', '--eval-percent', '50')
+  assert report['read'] == 6  # the blank line is not a record
+  assert report['rejected'] == {rules.MALFORMED: 2, rules.MISSING_LABEL: 1}
+  assert report['kept_total'] == 3
+  assert_accounted(report)
+  kept = {**read_examples(output, 'train'), **read_examples(output, 'eval')}
+  assert kept == {'loved it': '1', 'hated it': '0', 'meh': '1'}
+
+
+def test_tsv_keeps_quotes_and_joins_text_columns(tmp_path):
+  train, dev = tmp_path / 'titled.tsv', tmp_path / 'dev.tsv'
+  train.write_text('title\tbody\tlabel\nA "quoted" title\tand its body\t1\n'
+                   'second\tbody two\t0\n', encoding='utf-8')
+  dev.write_text('title\tbody\tlabel\nthird\t\t1\n', encoding='utf-8')
+  code, output, report = run_cli(tmp_path, '--input', str(train), '--eval-input', str(dev),
+                                 '--text-column', 'title', '--text-column', 'body')
+  assert code == 0
+  assert read_examples(output, 'train') == {'A "quoted" title and its body': '1',
+                                            'second body two': '0'}
+  assert read_examples(output, 'eval') == {'third': '1'}
+  assert report['rejected'] == {}
+  assert_accounted(report)
+
+
+@pytest.mark.parametrize('content, message', [
+    (b'', 'no records'),
+    (b'text,label\n', 'no records'),
+])
+def test_empty_inputs_exit_with_a_message(tmp_path, capsys, content, message):
+  path = tmp_path / 'input.csv'
+  path.write_bytes(content)
+  code, _, report = run_cli(tmp_path, '--input', str(path), '--text-column', 'text')
+  assert code == 1
+  assert message in capsys.readouterr().err
+  assert report['read'] == 0 and report['kept_total'] == 0
+
+
+def test_missing_column_and_missing_file_exit_with_a_message(tmp_path, capsys):
+  path = tmp_path / 'input.csv'
+  path.write_bytes(b'review,label\nfine,1\n')
+  code, _, report = run_cli(tmp_path, '--input', str(path), '--text-column', 'text')
+  assert code == 1 and report is None
+  assert "no column ['text']" in capsys.readouterr().err
+  code, _, _ = run_cli(tmp_path, '--input', str(tmp_path / 'nope.csv'))
+  assert code == 1
+  assert 'No input file matches' in capsys.readouterr().err
+
+
+def test_repair_and_reject_policies():
+  record = rules.RawRecord('f.csv', 2, 'train', 'raw',
+                           {'text': 'caf\udce9 ' + 'y' * 20, 'label': '1'})
+  repaired = rules.to_candidate(record, IngestionSettings(
+      text_columns=('text',), repair_undecodable=True, max_text_chars=10,
+      truncate_long_text=False))
+  assert repaired.reason == rules.TOO_LONG
+  repaired = rules.to_candidate(record, IngestionSettings(text_columns=('text',),
+                                                          repair_undecodable=True))
+  assert repaired.text.startswith('caf\ufffd')
+  assert rules.REPAIRED_ENCODING in repaired.modified
+
+
+def test_hash_split_is_deterministic_and_near_the_ratio():
+  texts = [f'text number {i}' for i in range(5000)]
+  splits = [transforms.hash_split(t, 10) for t in texts]
+  assert splits == [transforms.hash_split(t, 10) for t in texts]
+  assert 0.08 < splits.count('eval') / len(splits) < 0.12
+
+
+def test_broken_invariant_fails_loudly():
+  with pytest.raises(transforms.IngestionError, match='unaccounted'):
+    transforms.build_report(10, {'train': 5}, {rules.DUPLICATE: 4}, {}, {})

@@ -100,6 +100,9 @@ class PipelineConfig:
   # TF Serving's model base path: versions land in <serving_model_dir>/<model_name>/<version>/.
   serving_model_dir: str = os.path.join(REPO_ROOT, 'serving_model')
   beam_pipeline_args: Tuple[str, ...] = ('--direct_running_mode=in_memory',)
+  # The curated schema the data is validated against (ImportSchemaGen); empty: infer one with
+  # SchemaGen. Its label domain must list the label names below.
+  schema_file: str = os.path.join(REPO_ROOT, 'pipeline', 'schema', 'sst2_schema.pbtxt')
   enable_cache: bool = True
   ingestion: IngestionSettings = IngestionSettings()
   preprocessing: PreprocessingSettings = PreprocessingSettings()

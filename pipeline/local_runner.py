@@ -32,9 +32,11 @@ PIPELINE = build(CONFIG)
 
 
 def main() -> None:
-  started = time.monotonic()
+  started = time.time()
   tfx.orchestration.LocalDagRunner().run(PIPELINE)
-  print(run_summary.format_summary(run_summary.latest_run(CONFIG), time.monotonic() - started))
+  # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.
+  if run_summary.ran_since(CONFIG, started):
+    print(run_summary.format_summary(run_summary.latest_run(CONFIG), time.time() - started))
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
 
 from components.cleaning.component import TextCleaningExampleGen
+from components.data_gate import DataGate
 from models import features
 from pipeline.config import PipelineConfig, as_custom_config
 
@@ -61,10 +62,14 @@ def create_pipeline(config: PipelineConfig,
   """All components, wired. `trainer_custom_config` adds runner-specific Trainer settings."""
   example_gen = TextCleaningExampleGen(config.ingestion)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-  schema_gen = tfx.components.SchemaGen(
-      statistics=statistics_gen.outputs['statistics'], infer_feature_shape=True)
+  if config.schema_file:
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
+  else:
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs['statistics'], infer_feature_shape=True)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+  data_gate = DataGate(anomalies=example_validator.outputs['anomalies'])
 
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
@@ -72,6 +77,7 @@ def create_pipeline(config: PipelineConfig,
       preprocessing_fn=PREPROCESSING_FN,
       custom_config={'preprocessing': as_custom_config(config.preprocessing),
                      'label_names': list(config.ingestion.label_names)})
+  transform.add_upstream_node(data_gate)  # no training on data that failed validation
 
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN,
@@ -104,7 +110,7 @@ def create_pipeline(config: PipelineConfig,
               base_directory=config.push_destination)))
 
   components: List[BaseNode] = [
-      example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+      example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform, trainer,
       model_resolver, evaluator, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -9,7 +9,8 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
-from components.cleaning.component import REPORT_FILE, CleaningReport
+from components.cleaning.component import CleaningReport
+from components.cleaning.transforms import REPORT_FILE
 from pipeline.config import PipelineConfig
 
 
@@ -50,9 +51,21 @@ def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
   return metrics
 
 
-def latest_run(config: PipelineConfig) -> RunSummary:
-  store = metadata_store.MetadataStore(
+def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
+  return metadata_store.MetadataStore(
       tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+
+
+def ran_since(config: PipelineConfig, start_seconds: float) -> bool:
+  """Whether any component execution (cached ones too) was recorded after `start_seconds`."""
+  if not os.path.exists(config.metadata_path):
+    return False
+  return any(e.create_time_since_epoch >= start_seconds * 1000
+             for e in _store(config).get_executions())
+
+
+def latest_run(config: PipelineConfig) -> RunSummary:
+  store = _store(config)
   report = _latest(store, CleaningReport.TYPE_NAME)
   cleaning = None
   if report is not None:

@@ -1,6 +1,7 @@
 """The whole pipeline on a slice of SST-2 with LocalDagRunner, twice: a pushed model that serves
 raw text in a fresh process, then a re-run served from cache up to the Trainer."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,10 +15,11 @@ from tfx import v1 as tfx
 from pipeline import local_runner, run_summary
 from tests.conftest import small_config
 
-COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
-              'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator', 'Pusher')
-CACHED_ON_RERUN = ('TextCleaningExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator',
-                   'Transform', 'Trainer')
+COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+              'DataGate', 'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator',
+              'Pusher')
+CACHED_ON_RERUN = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen',
+                   'ExampleValidator', 'DataGate', 'Transform', 'Trainer')
 
 LOAD_AND_PREDICT = '''
 import json, sys
@@ -94,3 +96,22 @@ def test_rerun_is_served_from_cache_up_to_the_trainer(runs):
   for node_id in CACHED_ON_RERUN:
     assert second[node_id].last_known_state == metadata_store_pb2.Execution.CACHED, node_id
     assert second[node_id].id != first[node_id].id
+
+
+def test_data_gate_stops_the_run_before_training_on_unexpected_labels(sst2_slice, tmp_path):
+  config = small_config(sst2_slice, str(tmp_path))
+  # Accept any label at ingestion, then feed a label the curated schema does not allow.
+  config = dataclasses.replace(
+      config, ingestion=dataclasses.replace(config.ingestion, data_root=str(tmp_path),
+                                            label_names=()))
+  for name in ('train.tsv', 'validation.tsv'):
+    with open(os.path.join(sst2_slice, name), encoding='utf-8') as f:
+      lines = f.readlines()[:200]
+    lines.append('a row with a label from elsewhere \tneutral\n')
+    with open(tmp_path / name, 'w', encoding='utf-8') as f:
+      f.writelines(lines)
+  with pytest.raises(RuntimeError, match=r"(?s)label.*Unexpected string values"):
+    tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
+  executions = latest_executions(config)
+  assert executions['DataGate'].last_known_state == metadata_store_pb2.Execution.FAILED
+  assert 'Transform' not in executions and 'Trainer' not in executions

@@ -7,6 +7,7 @@ Paths default to this checkout and the bundled SST-2 data; environment variables
 """
 
 import dataclasses
+import json
 import os
 from typing import Optional, Tuple
 
@@ -124,8 +125,10 @@ class PipelineConfig:
 
   @classmethod
   def from_env(cls, **overrides) -> 'PipelineConfig':
-    """Defaults, with paths taken from TEXT_CLASSIFIER_{DATA_ROOT,OUTPUT_DIR,SERVING_DIR} if set."""
+    """Defaults, then the environment: TEXT_CLASSIFIER_{DATA_ROOT,OUTPUT_DIR,SERVING_DIR} set paths,
+    and TEXT_CLASSIFIER_OVERRIDES (JSON, e.g. '{"training": {"epochs": 2}}') any other field."""
     config = cls(**overrides)
+    config = with_overrides(config, json.loads(os.environ.get('TEXT_CLASSIFIER_OVERRIDES', '{}')))
     data_root = os.environ.get('TEXT_CLASSIFIER_DATA_ROOT')
     if data_root:
       config = dataclasses.replace(
@@ -134,6 +137,21 @@ class PipelineConfig:
         config,
         output_dir=os.environ.get('TEXT_CLASSIFIER_OUTPUT_DIR', config.output_dir),
         serving_model_dir=os.environ.get('TEXT_CLASSIFIER_SERVING_DIR', config.serving_model_dir))
+
+
+def with_overrides(settings, overrides: dict):
+  """`settings` with fields replaced from a (nested) dict; unknown names are an error."""
+  names = {field.name for field in dataclasses.fields(settings)}
+  unknown = set(overrides) - names
+  if unknown:
+    raise ValueError(f'Unknown {type(settings).__name__} field(s) {sorted(unknown)}; '
+                     f'expected some of {sorted(names)}.')
+  values = {}
+  for name, value in overrides.items():
+    current = getattr(settings, name)
+    values[name] = (with_overrides(current, value) if dataclasses.is_dataclass(current)
+                    else _tuples(value))
+  return dataclasses.replace(settings, **values)
 
 
 def as_custom_config(settings) -> dict:

@@ -1,15 +1,17 @@
-"""Shared fixtures: slices of the bundled SST-2 data, small pipeline settings, a tiny Transform."""
+"""Shared fixtures: slices of the bundled SST-2 data, small pipeline settings, and a tiny
+Transform output and exported model."""
 
 import dataclasses
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import metadata_io
 
-from models import features, preprocessing
+from models import export, features, model as model_lib, preprocessing, strategy as strategy_lib
 from pipeline.config import (IngestionSettings, ModelSettings, PipelineConfig,
                              PreprocessingSettings, TrainingSettings, as_custom_config)
 
@@ -80,3 +82,23 @@ def tiny_transform(tmp_path_factory):
   metadata_io.write_metadata(
       metadata, os.path.join(temp_dir, 'out', tft.TFTransformOutput.RAW_METADATA_DIR))
   return transformed, tft.TFTransformOutput(os.path.join(temp_dir, 'out'))
+
+
+@pytest.fixture(scope='session')
+def tiny_model_dir(tiny_transform, tmp_path_factory) -> str:
+  """A SavedModel exported by the Trainer's export code from a tiny model trained on TEXTS."""
+  transformed, output = tiny_transform
+  token_ids = np.stack([row[features.TOKEN_IDS_KEY] for row in transformed])
+  label_ids = np.array([row[features.LABEL_ID_KEY] for row in transformed])
+  strategy = strategy_lib.create_strategy(TrainingSettings().distribution_strategy)
+  with strategy.scope():
+    model = model_lib.build_model(
+        model_lib.wordpiece_vocabulary_size(output), MAX_SEQ_LENGTH, num_classes=2,
+        settings=ModelSettings(embedding_dim=16, num_layers=1, num_heads=2, intermediate_dim=32))
+    model_lib.compile_model(model, total_steps=20, settings=TrainingSettings(learning_rate=5e-3))
+  history = model.fit({features.TOKEN_IDS_KEY: token_ids}, label_ids, batch_size=8, epochs=4,
+                      verbose=0)
+  assert history.history['loss'][-1] < history.history['loss'][0]
+  export_dir = str(tmp_path_factory.mktemp('export') / 'model')
+  export.export_serving_model(model, output, model_lib.label_names(output), export_dir)
+  return export_dir

@@ -9,29 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import export, features, model as model_lib, strategy as strategy_lib
-from pipeline.config import ModelSettings, TrainingSettings
+from models import features, model as model_lib, strategy as strategy_lib
+from pipeline.config import ModelSettings
 from tests.conftest import LABELS, MAX_SEQ_LENGTH, TEXTS
 
 SMALL_MODEL = ModelSettings(embedding_dim=16, num_layers=1, num_heads=2, intermediate_dim=32)
-
-
-@pytest.fixture(scope='module')
-def exported_model_dir(tiny_transform, tmp_path_factory):
-  transformed, output = tiny_transform
-  token_ids = np.stack([row[features.TOKEN_IDS_KEY] for row in transformed])
-  label_ids = np.array([row[features.LABEL_ID_KEY] for row in transformed])
-  strategy = strategy_lib.create_strategy(TrainingSettings().distribution_strategy)
-  with strategy.scope():
-    model = model_lib.build_model(model_lib.wordpiece_vocabulary_size(output), MAX_SEQ_LENGTH,
-                                  num_classes=2, settings=SMALL_MODEL)
-    model_lib.compile_model(model, total_steps=20, settings=TrainingSettings(learning_rate=5e-3))
-  history = model.fit({features.TOKEN_IDS_KEY: token_ids}, label_ids, batch_size=8, epochs=4,
-                      verbose=0)
-  assert history.history['loss'][-1] < history.history['loss'][0]
-  export_dir = str(tmp_path_factory.mktemp('export') / 'model')
-  export.export_serving_model(model, output, model_lib.label_names(output), export_dir)
-  return export_dir
 
 
 def test_model_outputs_class_probabilities():
@@ -41,8 +23,8 @@ def test_model_outputs_class_probabilities():
   np.testing.assert_allclose(keras.ops.sum(probabilities, axis=-1), np.ones(4), rtol=1e-5)
 
 
-def test_serving_default_takes_raw_text(exported_model_dir):
-  loaded = tf.saved_model.load(exported_model_dir)
+def test_serving_default_takes_raw_text(tiny_model_dir):
+  loaded = tf.saved_model.load(tiny_model_dir)
   outputs = loaded.signatures[features.SERVING_SIGNATURE](text=tf.constant(TEXTS))
   assert outputs[features.PROBABILITIES_KEY].dtype == tf.float32
   assert outputs[features.PROBABILITIES_KEY].shape == (len(TEXTS), 2)
@@ -52,8 +34,8 @@ def test_serving_default_takes_raw_text(exported_model_dir):
   assert sum(p == l for p, l in zip(predicted, LABELS)) >= 4
 
 
-def test_tf_example_signatures_agree_with_raw_text(exported_model_dir):
-  loaded = tf.saved_model.load(exported_model_dir)
+def test_tf_example_signatures_agree_with_raw_text(tiny_model_dir):
+  loaded = tf.saved_model.load(tiny_model_dir)
   examples = [tf.train.Example(features=tf.train.Features(feature={
       features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()])),
       features.LABEL_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[l.encode()])),
@@ -87,8 +69,8 @@ print('TEXT', sorted(not_core - foreign))
 '''
 
 
-def test_serving_graph_uses_only_core_tf_and_tf_text_ops(exported_model_dir):
-  result = subprocess.run([sys.executable, '-c', CLASSIFY_OPS, exported_model_dir],
+def test_serving_graph_uses_only_core_tf_and_tf_text_ops(tiny_model_dir):
+  result = subprocess.run([sys.executable, '-c', CLASSIFY_OPS, tiny_model_dir],
                           capture_output=True, text=True, check=True)
   lines = dict(line.split(' ', 1) for line in result.stdout.splitlines()
                if line.startswith(('FOREIGN', 'TEXT')))

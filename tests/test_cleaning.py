@@ -152,6 +152,16 @@ def test_report_counts_modifications_and_quotes_examples(hostile_run):
     assert 1 <= len(report['rejected_examples'][reason]) <= min(count, 3)
 
 
+def test_multi_processing_runner_gives_the_same_report(hostile_run, tmp_path):
+  _, _, in_memory_report, train_path = hostile_run
+  eval_path = os.path.join(os.path.dirname(train_path), 'eval.csv')
+  code, _, report = run_cli(
+      tmp_path, '--input', train_path, '--eval-input', eval_path, '--text-column', 'text',
+      '--beam-arg=--direct_running_mode=multi_processing', '--beam-arg=--direct_num_workers=2')
+  assert code == 0
+  assert report == in_memory_report
+
+
 def test_jsonl_gzip_with_bad_lines(tmp_path):
   lines = [b'{"review": "loved it", "stars": 1}', b'{"review": "hated it", "stars": 0}',
            b'{"review": "no stars"}', b'not json', b'["a", "list"]', b'',

@@ -39,6 +39,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                       help='allowed labels; give the flag with no names to accept any label '
                            f'(default {list(defaults.label_names)})')
   parser.add_argument('--eval-percent', type=int, default=defaults.eval_percent)
+  parser.add_argument('--beam-arg', action='append', dest='beam_args', metavar='OPTION',
+                      help='Beam pipeline option, repeatable, e.g. '
+                           '--beam-arg=--direct_running_mode=multi_processing '
+                           '(default: DirectRunner in memory)')
   return parser.parse_args(argv)
 
 
@@ -64,7 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 1
 
   report_path = os.path.join(args.output, transforms.REPORT_FILE)
-  with beam.Pipeline(options=PipelineOptions(['--direct_running_mode=in_memory'])) as pipeline:
+  beam_args = args.beam_args or ['--direct_running_mode=in_memory']
+  with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
     transforms.run(pipeline, input_files, settings, os.path.join(args.output, 'examples'),
                    report_path, os.path.join(args.output, transforms.REJECTED_FILE))
   report = transforms.read_report(report_path)

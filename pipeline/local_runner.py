@@ -1,19 +1,29 @@
 """Runs the pipeline locally: LocalDagRunner, sqlite ml-metadata, Beam DirectRunner.
 
-    python -m pipeline.local_runner            # the whole pipeline, then a summary of the run
+    python -m pipeline.local_runner [--verbose]   # the whole pipeline, then a summary of the run
 
-The TFX CLI (`tfx pipeline create --engine local --pipeline_path pipeline/local_runner.py`) imports
-this file and runs the module-level `PIPELINE` it finds in it.
+By default the output is one line per component and the Trainer's epochs; --verbose (or
+TEXT_CLASSIFIER_VERBOSE=1) brings back all TF, Beam and TFX logging.
+
+The TFX CLI executes this file too: `tfx pipeline create --engine local --pipeline_path
+pipeline/local_runner.py` records the pipeline main() hands to LocalDagRunner.run (run() is patched
+out then), and `tfx run create --engine local --pipeline_name text_classifier` runs the file.
 """
 
 import os
 import sys
 import time
 
-from tfx import v1 as tfx
-
 # The TFX CLI loads this file by path: make the repository importable as it is for `-m`.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipeline import progress  # pylint: disable=wrong-import-position
+
+VERBOSE = '--verbose' in sys.argv[1:] or os.environ.get('TEXT_CLASSIFIER_VERBOSE') == '1'
+if not VERBOSE:
+  progress.silence_before_imports()
+
+from tfx import v1 as tfx  # pylint: disable=wrong-import-position
 
 from pipeline import run_summary  # pylint: disable=wrong-import-position
 from pipeline.config import PipelineConfig  # pylint: disable=wrong-import-position
@@ -32,6 +42,8 @@ PIPELINE = build(CONFIG)
 
 
 def main() -> None:
+  if not VERBOSE:
+    progress.quiet_logging(total_components=len(PIPELINE.components))
   started = time.time()
   tfx.orchestration.LocalDagRunner().run(PIPELINE)
   # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.

@@ -92,7 +92,8 @@ def format_summary(summary: RunSummary, seconds: float) -> str:
   if summary.cleaning:
     c = summary.cleaning
     lines.append(f"Data: read {c['read']} rows, kept {c['kept']}, rejected {c['rejected'] or 0}.")
-  for slice_name, values in sorted(summary.metrics.items(), key=lambda kv: kv[0] != 'overall'):
+  for slice_name, values in sorted(summary.metrics.items(),
+                                        key=lambda kv: (kv[0] != 'overall', kv[0])):
     shown = ', '.join(f'{name} {value:.4f}' for name, value in sorted(values.items())
                       if name != 'example_count')
     count = values.get('example_count')

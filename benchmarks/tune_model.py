@@ -41,6 +41,13 @@ VARIANTS = {
     'epochs_2': ({}, {'epochs': 2}),
     'epochs_5': ({}, {'epochs': 5, 'early_stopping_patience': 2}),
     'jit': ({}, {'jit_compile': True}),
+    'b128_lr5e-4': ({}, {'batch_size': 128, 'learning_rate': 5e-4}),
+    'b128_lr2e-3': ({}, {'batch_size': 128, 'learning_rate': 2e-3}),
+    'b256': ({}, {'batch_size': 256}),
+    'b128_1_layer': ({'num_layers': 1}, {'batch_size': 128}),
+    'b128_epochs_4': ({}, {'batch_size': 128, 'epochs': 4, 'early_stopping_patience': 2}),
+    'b128_wide': ({'embedding_dim': 256, 'intermediate_dim': 512, 'dropout': 0.2},
+                  {'batch_size': 128}),
 }
 
 

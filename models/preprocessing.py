@@ -74,6 +74,9 @@ def _basic_tokenizer() -> BasicTokenizer:
   return BasicTokenizer(lower_case=True)
 
 
+_UNKNOWN_ID = features.RESERVED_TOKENS.index(features.UNKNOWN_TOKEN)
+
+
 def _wordpiece_lookup_fn(max_seq_length: int):
   """A `tft.apply_vocabulary` lookup_fn: text -> dense [batch, max_seq_length] WordPiece ids.
 
@@ -95,7 +98,10 @@ def _wordpiece_lookup_fn(max_seq_length: int):
         table, token_out_type=tf.int64, unknown_token=features.UNKNOWN_TOKEN, lower_case=True)
     ids = tokenizer.tokenize(text).merge_dims(-2, -1)  # [batch, words, pieces] -> [batch, pieces]
     dense = ids[:, :max_seq_length].to_tensor(default_value=0, shape=[None, max_seq_length])
-    return dense, table.size()
+    # A text without tokens (empty, or only spaces or control characters at serving time) is one
+    # unknown token: an all-padding row would leave the model's masked pooling nothing to average.
+    unknown_only = tf.one_hot(0, max_seq_length, on_value=_UNKNOWN_ID, off_value=0, dtype=tf.int64)
+    return tf.where(tf.equal(dense[:, :1], 0), unknown_only, dense), table.size()
   return lookup
 
 

@@ -55,3 +55,11 @@ def test_unseen_word_splits_into_subwords_and_long_text_truncates(tiny_transform
 def test_length_bucket_counts_words(tiny_transform):
   transformed, _ = tiny_transform
   assert transformed[0][features.LENGTH_BUCKET_KEY] == b'01-05 words'
+
+
+def test_text_without_tokens_is_one_unknown_token(tiny_transform):
+  _, output = tiny_transform
+  layer = output.transform_features_layer()
+  ids = layer({features.TEXT_KEY: tf.constant(['', '  \x07 '])})[features.TOKEN_IDS_KEY].numpy()
+  unknown = vocabulary(output).index('[UNK]')
+  assert ids.tolist() == [[unknown] + [0] * (MAX_SEQ_LENGTH - 1)] * 2

@@ -1,0 +1,43 @@
+"""Writes TF Serving warm-up requests into an exported model.
+
+TF Serving runs the requests in `<model>/assets.extra/tf_serving_warmup_requests` (a TFRecord
+file of at most 1000 PredictionLog protos) when it loads a version, before serving it, so the
+first real requests do not pay for lazy initialisation (tokenizer tables, kernels, batch shapes).
+"""
+
+import os
+from typing import Sequence
+
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from models import features
+from serving import client
+
+WARMUP_FILE = os.path.join('assets.extra', 'tf_serving_warmup_requests')
+
+# Short to long sentences like the ones the model serves.
+WARMUP_TEXTS = (
+    'a gripping , beautifully acted film .',
+    'the plot is thin and the jokes fall flat .',
+    "it 's not a masterpiece , but the cast is so likeable that two hours at the movies pass "
+    'quickly , and you leave the theatre smiling at the small moments it gets right .',
+)
+
+
+def write_warmup_requests(export_dir: str, texts: Sequence[str],
+                          model_name: str = client.DEFAULT_MODEL_NAME) -> str:
+  """Writes each text as a batch-1 Predict request, then all of them as one batch.
+
+  Returns the path of the warm-up file.
+  """
+  prepared = client.prepare_texts(texts)
+  path = os.path.join(export_dir, WARMUP_FILE)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.TFRecordWriter(path) as writer:
+    for batch in [[text] for text in prepared] + [prepared]:
+      request = client.predict_request(batch, model_name, features.SERVING_SIGNATURE)
+      log = prediction_log_pb2.PredictionLog(
+          predict_log=prediction_log_pb2.PredictLog(request=request))
+      writer.write(log.SerializeToString())
+  return path

@@ -48,6 +48,10 @@ VARIANTS = {
     'b128_epochs_4': ({}, {'batch_size': 128, 'epochs': 4, 'early_stopping_patience': 2}),
     'b128_wide': ({'embedding_dim': 256, 'intermediate_dim': 512, 'dropout': 0.2},
                   {'batch_size': 128}),
+    'max_pool': ({'pooling': 'max'}, {}),
+    'mean_max_pool': ({'pooling': 'mean_max'}, {}),
+    'b128_wide_mean_max': ({'embedding_dim': 256, 'intermediate_dim': 512, 'dropout': 0.2,
+                            'pooling': 'mean_max'}, {'batch_size': 128}),
 }
 
 

@@ -60,14 +60,18 @@ class ModelSettings:
   num_heads: int = 4
   intermediate_dim: int = 256
   dropout: float = 0.1
+  # How token vectors become one text vector: mean | max | mean_max (both, concatenated).
+  pooling: str = 'mean'
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingSettings:
   """Trainer: optimisation and distribution."""
-  batch_size: int = 64
+  batch_size: int = 128  # per replica: the global batch is batch_size × replicas
   epochs: int = 3
-  learning_rate: float = 1e-3
+  learning_rate: float = 1e-3  # peak, for one replica's batch; see learning_rate_scaling
+  # How the peak learning rate grows with the replicas: linear | sqrt | none.
+  learning_rate_scaling: str = 'linear'
   warmup_fraction: float = 0.1
   weight_decay: float = 0.01
   early_stopping_patience: int = 1
@@ -77,6 +81,9 @@ class TrainingSettings:
   length_buckets: Tuple[int, ...] = (8, 16, 32)
   jit_compile: bool = False  # XLA
   steps_per_execution: int = 1
+  # Empty: float32. 'mixed_float16' (GPU) or 'mixed_bfloat16' (TPU, CPUs with bf16 units):
+  # computation in 16 bits, variables and the output layer in float32.
+  mixed_precision: str = ''
   # auto | default | mirrored | multi_worker | tpu
   distribution_strategy: str = 'auto'
   # TPU name or grpc:// address; only read by the `tpu` (and `auto`) strategy.

@@ -10,7 +10,7 @@ PIP_INSTALL = $(VENV)/bin/pip install --ignore-requires-python -c requirements/c
 # backtracking over apache-beam[gcp] and click for hours.
 $(VENV)/.installed: setup.py requirements/constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e '.[test]'
+	$(PIP_INSTALL) -e '.[test,kubeflow]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,4 +1,4 @@
-"""Installs the project; also what Beam/Dataflow workers install (`--setup_file ./setup.py`)."""
+"""Installs the project (the pipeline image installs it too; see Dockerfile)."""
 
 import setuptools
 
@@ -14,5 +14,9 @@ setuptools.setup(
         'tensorflow-text==2.16.1',
         'keras-nlp==0.31.0',
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={
+        'test': ['pytest'],
+        # pipeline/kubeflow_v2_runner.py and pipeline/schedule.py: Vertex AI, Kubeflow Pipelines.
+        'kubeflow': ['kfp>=2,<2.8', 'kfp-pipeline-spec'],
+    },
 )

@@ -2,7 +2,7 @@
 against the same model fed from memory, and what jit_compile, steps_per_execution, length
 bucketing and mixed precision do to it.
 
-    python -m benchmarks.train_throughput [--settings NAME ...] [--warmup-steps 16] [--steps 128]
+    python -m benchmarks.train_throughput [--settings NAME ...] [--warmup-steps 16] [--steps 96]
         [--repeats 2]
 
 Reads the transformed examples of the last local run (`make run`) through `make_dataset`, as run_fn
@@ -146,7 +146,7 @@ def main() -> None:
   parser.add_argument('--settings', nargs='+', default=list(SETTINGS), choices=list(SETTINGS))
   parser.add_argument('--warmup-steps', type=int, default=16,
                       help='untimed steps first (a multiple of steps_per_execution)')
-  parser.add_argument('--steps', type=int, default=128,
+  parser.add_argument('--steps', type=int, default=96,
                       help='timed steps (a multiple of steps_per_execution)')
   parser.add_argument('--repeats', type=int, default=2, help='runs per feed; the best counts')
   args = parser.parse_args()

@@ -173,3 +173,74 @@ def from_custom_config(settings_class, custom_config: Optional[dict]):
 
 def _tuples(value):
   return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudSettings:
+  """Google Cloud, for pipeline/kubeflow_v2_runner.py and pipeline/schedule.py: Vertex AI Pipelines
+  runs every component in `image`, the Beam components on Dataflow and the Trainer as a Vertex AI
+  Training job. The defaults are placeholders; TEXT_CLASSIFIER_CLOUD_OVERRIDES (JSON, e.g.
+  '{"project": "acme-ml", "region": "europe-west4"}') sets any field (`from_env`)."""
+  project: str = 'my-project'
+  region: str = 'us-central1'
+  # The pipeline image (Dockerfile) in Artifact Registry; the Dataflow workers run it too.
+  image: str = 'us-central1-docker.pkg.dev/my-project/pipelines/text-classifier:latest'
+  # Where the Dockerfile puts this repository, with files the pipeline reads (the schema).
+  image_repo_root: str = '/pipeline'
+  # The raw files (IngestionSettings.data_root, same patterns) and the outputs, in Cloud Storage.
+  # The pipeline root is <output_dir>/pipeline_root/<pipeline name>, as for local runs.
+  data_root: str = 'gs://my-bucket/data/sst2'
+  output_dir: str = 'gs://my-bucket/text_classifier'
+  # TF Serving's model base path: the Pusher copies blessed models to <this>/<model_name>/<version>.
+  serving_model_dir: str = 'gs://my-bucket/text_classifier/serving_model'
+  # Dataflow, for the Beam components (cleaning ExampleGen, StatisticsGen, Transform, Evaluator).
+  dataflow_temp_location: str = 'gs://my-bucket/text_classifier/tmp'
+  dataflow_machine_type: str = 'n1-standard-4'
+  dataflow_max_workers: int = 10
+  # Vertex AI Training for the Trainer (runner flag --accelerator): one machine with several GPUs,
+  # trained with MirroredStrategy ...
+  gpu_machine_type: str = 'n1-standard-16'
+  gpu_type: str = 'NVIDIA_TESLA_T4'
+  gpu_count: int = 2
+  # ... or a TPU VM, trained with TPUStrategy. TPU VMs need TensorFlow's TPU VM build and libtpu,
+  # hence an image of its own (see the Dockerfile).
+  tpu_machine_type: str = 'cloud-tpu'
+  tpu_type: str = 'TPU_V3'
+  tpu_count: int = 8
+  tpu_image: str = 'us-central1-docker.pkg.dev/my-project/pipelines/text-classifier-tpu:latest'
+
+  @property
+  def beam_pipeline_args(self) -> Tuple[str, ...]:
+    """Dataflow, with the workers running the pipeline image, which holds this package and the
+    TF Text ops. (`--setup_file` would have stock workers pip-install TFX 1.16, which declares
+    Python < 3.11.)"""
+    return ('--runner=DataflowRunner',
+            f'--project={self.project}',
+            f'--region={self.region}',
+            f'--temp_location={self.dataflow_temp_location}',
+            f'--sdk_container_image={self.image}',
+            '--sdk_location=container',
+            f'--machine_type={self.dataflow_machine_type}',
+            f'--max_num_workers={self.dataflow_max_workers}')
+
+  def worker_pool_specs(self, accelerator: str) -> list:
+    """Vertex AI CustomJob worker pools for the Trainer: one replica, `gpu` or `tpu`."""
+    machine_spec, image = {
+        'gpu': ({'machine_type': self.gpu_machine_type, 'accelerator_type': self.gpu_type,
+                 'accelerator_count': self.gpu_count}, self.image),
+        'tpu': ({'machine_type': self.tpu_machine_type, 'accelerator_type': self.tpu_type,
+                 'accelerator_count': self.tpu_count}, self.tpu_image),
+    }[accelerator]
+    return [{'machine_spec': machine_spec, 'replica_count': 1,
+             'container_spec': {'image_uri': image}}]
+
+  @staticmethod
+  def training_overrides(accelerator: str) -> dict:
+    """The TrainingSettings the accelerator implies; on a TPU VM the TPU is local to the process."""
+    return {'gpu': {'distribution_strategy': 'mirrored'},
+            'tpu': {'distribution_strategy': 'tpu', 'tpu_address': 'local'}}[accelerator]
+
+  @classmethod
+  def from_env(cls) -> 'CloudSettings':
+    overrides = json.loads(os.environ.get('TEXT_CLASSIFIER_CLOUD_OVERRIDES', '{}'))
+    return with_overrides(cls(), overrides)

@@ -30,12 +30,12 @@ REJECTED_KEY = 'rejected_rows'
 
 class CleaningReport(types.Artifact):
   """JSON: rows read, kept per split, rejected per reason, modified per cleaning step."""
-  TYPE_NAME = 'TextCleaningReport'
+  TYPE_NAME = 'text_classifier.CleaningReport'
 
 
 class RejectedRows(types.Artifact):
   """JSON Lines: every rejected row with its reason, source file, record number and raw text."""
-  TYPE_NAME = 'TextRejectedRows'
+  TYPE_NAME = 'text_classifier.RejectedRows'
 
 
 class TextCleaningExampleGenSpec(types.ComponentSpec):

@@ -22,14 +22,17 @@ RUN_FN = 'models.model.run_fn'
 def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
   """TFMA: accuracy with an absolute floor and a no-regression check against the last blessed
   model, per-class (or binary) AUC/precision/recall, sliced by text length."""
+  # The thresholds judge the whole eval split: a small length slice is reported, not gated on.
   accuracy = tfma.MetricConfig(
       class_name='SparseCategoricalAccuracy',
-      threshold=tfma.MetricThreshold(
-          value_threshold=tfma.GenericValueThreshold(
-              lower_bound={'value': config.evaluation.accuracy_lower_bound}),
-          change_threshold=tfma.GenericChangeThreshold(
-              direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-              absolute={'value': -config.evaluation.accuracy_regression_tolerance})))
+      per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+          slicing_specs=[tfma.SlicingSpec()],
+          threshold=tfma.MetricThreshold(
+              value_threshold=tfma.GenericValueThreshold(
+                  lower_bound={'value': config.evaluation.accuracy_lower_bound}),
+              change_threshold=tfma.GenericChangeThreshold(
+                  direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                  absolute={'value': -config.evaluation.accuracy_regression_tolerance})))])
   metrics_specs = [tfma.MetricsSpec(metrics=[
       tfma.MetricConfig(class_name='ExampleCount'),
       accuracy,

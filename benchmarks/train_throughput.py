@@ -116,7 +116,7 @@ def input_dataset(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTra
                   training: TrainingSettings) -> tf.data.Dataset:
   """The Trainer's training input: an epoch of shuffled batches."""
   return model_lib.make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                                training.batch_size, shuffle=True, settings=training)
+                                training.batch_size, for_training=True, settings=training)
 
 
 def input_pass(dataset: tf.data.Dataset) -> Tuple[float, int]:
@@ -157,8 +157,8 @@ def main() -> None:
   keras.utils.set_random_seed(config.training.seed)
   with tempfile.TemporaryDirectory() as work_dir:
     fn_args = fn_args_for(config, config.model, config.training, work_dir)
-  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-  vocab_size = model_lib.wordpiece_vocabulary_size(tf_transform_output)
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+  vocab_size = len(model_lib.wordpiece_vocabulary(tf_transform_output))
   num_classes = len(model_lib.label_names(tf_transform_output))
   max_seq_length = tf_transform_output.transformed_feature_spec()[
       features.TOKEN_IDS_KEY].shape[0]

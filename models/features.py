@@ -18,6 +18,9 @@ PAD_TOKEN = '[PAD]'
 UNKNOWN_TOKEN = '[UNK]'
 RESERVED_TOKENS = (PAD_TOKEN, UNKNOWN_TOKEN)
 
+# The Keras model's token (and position) embedding layer.
+EMBEDDING_LAYER = 'token_and_position_embedding'
+
 # Outputs of the exported model's signatures.
 PROBABILITIES_KEY = 'probabilities'
 PREDICTED_LABEL_KEY = 'label'

@@ -14,8 +14,9 @@ from tensorboard.plugins.hparams import api as hparams_api
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from models import export, features, strategy as strategy_lib
-from pipeline.config import ModelSettings, TrainingSettings, as_custom_config, from_custom_config
+from models import export, features, strategy as strategy_lib, warm_start
+from pipeline.config import (ModelSettings, TrainingSettings, as_custom_config, from_custom_config,
+                             with_overrides)
 
 
 def build_model(vocab_size: int, max_seq_length: int, num_classes: int,
@@ -27,7 +28,7 @@ def build_model(vocab_size: int, max_seq_length: int, num_classes: int,
   padding_mask = keras.ops.not_equal(token_ids, 0)
   x = keras_nlp.layers.TokenAndPositionEmbedding(
       vocabulary_size=vocab_size, sequence_length=max_seq_length,
-      embedding_dim=settings.embedding_dim)(token_ids)
+      embedding_dim=settings.embedding_dim, name=features.EMBEDDING_LAYER)(token_ids)
   x = keras.layers.Dropout(settings.dropout)(x)
   for _ in range(settings.num_layers):
     x = keras_nlp.layers.TransformerEncoder(
@@ -67,6 +68,21 @@ def pool(x, padding_mask, pooling: str):
   return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate()(pooled)
 
 
+class SparseCrossentropy(keras.losses.Loss):
+  """Cross-entropy of class probabilities against integer labels, with label smoothing (which
+  Keras' SparseCategoricalCrossentropy lacks)."""
+
+  def __init__(self, label_smoothing: float = 0.0, name: str = 'sparse_crossentropy'):
+    super().__init__(name=name)
+    self.label_smoothing = label_smoothing
+
+  def call(self, labels, probabilities):
+    one_hot = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(labels, 'int32'), [-1]),
+                                keras.ops.shape(probabilities)[-1])
+    return keras.losses.categorical_crossentropy(one_hot, probabilities,
+                                                 label_smoothing=self.label_smoothing)
+
+
 def compile_model(model: keras.Model, total_steps: int, settings: TrainingSettings,
                   num_replicas: int = 1) -> None:
   """AdamW with linear warm-up then cosine decay over `total_steps`, the peak learning rate scaled
@@ -78,9 +94,9 @@ def compile_model(model: keras.Model, total_steps: int, settings: TrainingSettin
           settings.learning_rate, num_replicas, settings.learning_rate_scaling),
       warmup_steps=warmup_steps)
   model.compile(
-      optimizer=keras.optimizers.AdamW(learning_rate=schedule,
-                                       weight_decay=settings.weight_decay),
-      loss=keras.losses.SparseCategoricalCrossentropy(),
+      optimizer=keras.optimizers.AdamW(
+          learning_rate=schedule, weight_decay=settings.weight_decay),
+      loss=SparseCrossentropy(settings.label_smoothing),
       metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')],
       jit_compile=settings.jit_compile,
       steps_per_execution=settings.steps_per_execution)
@@ -88,18 +104,24 @@ def compile_model(model: keras.Model, total_steps: int, settings: TrainingSettin
 
 def make_dataset(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
                  tf_transform_output: tft.TFTransformOutput, batch_size: int,
-                 shuffle: bool, settings: TrainingSettings) -> tf.data.Dataset:
-  """One pass over transformed examples as ({token_ids}, label_id) batches."""
+                 for_training: bool, settings: TrainingSettings, holdout_percent: int = 0,
+                 held_out: bool = False) -> tf.data.Dataset:
+  """One pass over transformed examples as ({token_ids}, label_id) batches; for training, in
+  random order. With `holdout_percent`, only the examples a hash of their
+  token ids puts in that share (`held_out`) or only the others."""
   dataset = data_accessor.tf_dataset_factory(
       file_pattern,
       tfxio.TensorFlowDatasetOptions(
           batch_size=batch_size, label_key=features.LABEL_ID_KEY, num_epochs=1,
-          shuffle=shuffle, shuffle_buffer_size=settings.shuffle_buffer_size,
+          shuffle=for_training, shuffle_buffer_size=settings.shuffle_buffer_size,
           shuffle_seed=settings.seed),
       tf_transform_output.transformed_metadata.schema)
   dataset = dataset.map(
       lambda feats, label: ({features.TOKEN_IDS_KEY: feats[features.TOKEN_IDS_KEY]}, label),
       num_parallel_calls=tf.data.AUTOTUNE)
+  if holdout_percent:
+    dataset = dataset.map(lambda inputs, label: keep_share(inputs, label, holdout_percent, held_out),
+                          num_parallel_calls=tf.data.AUTOTUNE)
   if settings.length_buckets:
     dataset = bucket_by_length(dataset, batch_size, settings.length_buckets)
   # With several workers, each reads every file (in the same seeded order) and keeps its share of
@@ -108,6 +130,16 @@ def make_dataset(file_pattern: List[str], data_accessor: tfx.components.DataAcce
   options = tf.data.Options()
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
   return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def keep_share(inputs, label, percent: int, held_out: bool):
+  """The rows of a batch whose token ids hash into the first `percent` of 100 buckets (or the
+  others). Ingestion removed duplicate texts, so no text is on both sides."""
+  token_ids = inputs[features.TOKEN_IDS_KEY]
+  text_keys = tf.strings.reduce_join(tf.strings.as_string(token_ids), axis=-1, separator=' ')
+  in_share = tf.strings.to_hash_bucket_fast(text_keys, 100) < percent
+  keep = in_share if held_out else tf.logical_not(in_share)
+  return {features.TOKEN_IDS_KEY: tf.boolean_mask(token_ids, keep)}, tf.boolean_mask(label, keep)
 
 
 def _token_count(token_ids: tf.Tensor) -> tf.Tensor:
@@ -140,18 +172,34 @@ def bucket_by_length(dataset: tf.data.Dataset, batch_size: int,
           .map(trim, num_parallel_calls=tf.data.AUTOTUNE))
 
 
-def count_batches(dataset: tf.data.Dataset) -> Tuple[int, int]:
-  """(batches, examples) in one pass over `dataset`."""
+def with_known_length(dataset: tf.data.Dataset) -> Tuple[tf.data.Dataset, int, int]:
+  """(`dataset` with its cardinality set, batches, examples), from one counting pass.
+
+  Training length is set by epochs (and early stopping), not TrainArgs.num_steps. Known epoch
+  lengths let the schedule span the whole run, Keras show progress, and evaluation end without
+  running out of data."""
   batches, examples = dataset.reduce(
       (0, 0), lambda counts, batch: (counts[0] + 1, counts[1] + tf.shape(batch[1])[0]))
-  return int(batches), int(examples)
+  batches, examples = int(batches), int(examples)
+  return dataset.apply(tf.data.experimental.assert_cardinality(batches)), batches, examples
 
 
-def wordpiece_vocabulary_size(tf_transform_output: tft.TFTransformOutput) -> int:
-  path = os.path.join(tf_transform_output.transform_savedmodel_dir, 'assets',
-                      features.WORDPIECE_VOCABULARY_NAME)
-  with tf.io.gfile.GFile(path) as f:
-    return sum(1 for _ in f)
+def balanced_class_weights(dataset: tf.data.Dataset, num_classes: int) -> Dict[int, float]:
+  """Class id -> examples / (classes × the class's examples): every class weighs the same in
+  the loss, however rare. A class with no training examples gets weight 1."""
+  counts = dataset.reduce(
+      tf.zeros([num_classes], tf.int64),
+      lambda counts, batch: counts + tf.math.bincount(
+          tf.reshape(batch[1], [-1]), minlength=num_classes, maxlength=num_classes,
+          dtype=tf.int64)).numpy()
+  return {class_id: float(counts.sum() / (num_classes * count)) if count else 1.0
+          for class_id, count in enumerate(counts)}
+
+
+def wordpiece_vocabulary(tf_transform_output: tft.TFTransformOutput) -> List[str]:
+  """The tokens, in token-id order."""
+  return warm_start.read_vocabulary(os.path.join(
+      tf_transform_output.transform_savedmodel_dir, 'assets', features.WORDPIECE_VOCABULARY_NAME))
 
 
 def label_names(tf_transform_output: tft.TFTransformOutput) -> List[str]:
@@ -211,38 +259,51 @@ def run_hparams(model_settings: ModelSettings, training: TrainingSettings,
   return values
 
 
+def tuned_settings(hyperparameters: Dict, model_settings: ModelSettings,
+                   training: TrainingSettings) -> Tuple[ModelSettings, TrainingSettings]:
+  """The settings with the values of KerasTuner hyperparameters (a HyperParameters config, or
+  its values) named 'model.<field>' / 'training.<field>'."""
+  values = hyperparameters.get('values', hyperparameters)
+  overrides = {'model': {}, 'training': {}}
+  for name, value in values.items():
+    group, _, field = name.partition('.')
+    overrides[group][field] = value
+  logging.info('Hyperparameters from the Tuner: %s', values)
+  return (with_overrides(model_settings, overrides['model']),
+          with_overrides(training, overrides['training']))
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """TFX Trainer entry point: trains under the configured strategy and exports for serving."""
   custom_config = fn_args.custom_config or {}
   model_settings = from_custom_config(ModelSettings, custom_config.get('model'))
   training = from_custom_config(TrainingSettings, custom_config.get('training'))
+  if fn_args.hyperparameters:  # the Tuner's best trial
+    model_settings, training = tuned_settings(fn_args.hyperparameters, model_settings, training)
   # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs anything.
   strategy = strategy_lib.create_strategy(training.distribution_strategy, training.tpu_address)
   keras.utils.set_random_seed(training.seed)
 
-  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   classes = label_names(tf_transform_output)
   max_seq_length = tf_transform_output.transformed_feature_spec()[features.TOKEN_IDS_KEY].shape[0]
 
   num_replicas = strategy.num_replicas_in_sync
   global_batch_size = training.batch_size * num_replicas
   train_dataset = make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                               global_batch_size, shuffle=True, settings=training)
+                               global_batch_size, for_training=True, settings=training)
   eval_dataset = make_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-                              global_batch_size, shuffle=False, settings=training)
-  # Training length is set by `epochs` (and early stopping), not TrainArgs.num_steps. Known epoch
-  # lengths let the schedule span the whole run, Keras show progress, and evaluation end without
-  # running out of data.
-  steps_per_epoch, examples_per_epoch = count_batches(train_dataset)
-  train_dataset = train_dataset.apply(tf.data.experimental.assert_cardinality(steps_per_epoch))
-  eval_dataset = eval_dataset.apply(
-      tf.data.experimental.assert_cardinality(count_batches(eval_dataset)[0]))
+                              global_batch_size, for_training=False, settings=training)
+  train_dataset, steps_per_epoch, examples_per_epoch = with_known_length(train_dataset)
+  eval_dataset, _, _ = with_known_length(eval_dataset)
   logging.info('Training %d steps per epoch (global batch %d on %d replicas), classes %s.',
                steps_per_epoch, global_batch_size, num_replicas, classes)
 
   with strategy.scope(), dtype_policy(training.mixed_precision):
-    model = build_model(wordpiece_vocabulary_size(tf_transform_output), max_seq_length,
-                        len(classes), model_settings)
+    vocabulary = wordpiece_vocabulary(tf_transform_output)
+    model = build_model(len(vocabulary), max_seq_length, len(classes), model_settings)
+    if fn_args.base_model:
+      warm_start.initialize_from_base_model(model, fn_args.base_model, vocabulary)
     compile_model(model, steps_per_epoch * training.epochs, training, num_replicas)
 
   # Throughput first: the callbacks after it see its entry in the epoch logs.
@@ -257,9 +318,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     callbacks.append(keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                  histogram_freq=1, update_freq='epoch'))
   # The dataset shuffles itself (fit's `shuffle` only applies to arrays).
+  class_weight = (balanced_class_weights(train_dataset, len(classes))
+                  if training.balance_classes else None)
+  if class_weight:
+    logging.info('Class weights: %s', class_weight)
   model.fit(train_dataset, epochs=training.epochs, validation_data=eval_dataset,
             validation_steps=fn_args.eval_steps or None, callbacks=callbacks, verbose=2,
-            shuffle=False)
+            shuffle=False, class_weight=class_weight)
 
   # Only the chief exports: the export reads the model's variables, which are mirrored (the same
   # on every worker), so unlike tf.keras' model.save it runs no collective ops that would need the

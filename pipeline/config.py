@@ -9,7 +9,7 @@ Paths default to this checkout and the bundled SST-2 data; environment variables
 import dataclasses
 import json
 import os
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,9 +46,13 @@ class IngestionSettings:
 @dataclasses.dataclass(frozen=True)
 class PreprocessingSettings:
   """Transform: tokenization and label encoding."""
-  vocab_size: int = 8000
+  # An upper bound: on SST-2 the learner stops at ~13,900 tokens, one for every word seen at least
+  # min_word_count times. Smaller vocabularies split more words into pieces and measured lower
+  # accuracy (README, Training).
+  vocab_size: int = 16000
   # Words seen fewer times than this do not get a WordPiece token of their own.
   min_word_count: int = 2
+  # Tokens kept per text. SST-2 sentences to classify: median 24, 99th percentile 54 tokens.
   max_seq_length: int = 64
 
 
@@ -74,6 +78,11 @@ class TrainingSettings:
   learning_rate_scaling: str = 'linear'
   warmup_fraction: float = 0.1
   weight_decay: float = 0.01
+  # Weight each class's examples by examples / (classes × class examples), so a rare class counts
+  # as much as a common one (for imbalanced labels; SST-2 is 56% positive).
+  balance_classes: bool = False
+  # Targets move this far from one-hot towards uniform (0: plain cross-entropy).
+  label_smoothing: float = 0.0
   early_stopping_patience: int = 1
   shuffle_buffer_size: int = 10000
   # Batches hold examples of similar token length, padded only to their longest member; these
@@ -89,6 +98,46 @@ class TrainingSettings:
   # TPU name or grpc:// address; only read by the `tpu` (and `auto`) strategy.
   tpu_address: str = ''
   seed: int = 42
+  # Start from the weights of the last blessed model (same ModelSettings) instead of from scratch;
+  # the first run, with no blessed model yet, starts from scratch.
+  warm_start: bool = False
+
+
+# Training fields that only act on the optimiser, so a Tuner trial can set them on the same data.
+TUNABLE_TRAINING_FIELDS = ('learning_rate', 'warmup_fraction', 'weight_decay', 'label_smoothing')
+# Model fields that change the shapes of the weights: a warm start cannot carry those over.
+SHAPE_MODEL_FIELDS = ('embedding_dim', 'num_layers', 'num_heads', 'intermediate_dim', 'pooling')
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningSettings:
+  """The optional Tuner (KerasTuner random search) before the Trainer; the best trial's values
+  replace the settings they name, for the Trainer."""
+  enabled: bool = False
+  max_trials: int = 8
+  epochs_per_trial: int = 2
+  # Trials are scored on this share of the training split (by a hash of the token ids) and train
+  # on the rest: the eval split stays unseen until it judges the final model.
+  holdout_percent: int = 10
+  # (field, candidate values): 'model.<ModelSettings field>' or 'training.<one of
+  # TUNABLE_TRAINING_FIELDS>'.
+  search_space: Tuple[Tuple[str, Tuple[Union[bool, int, float, str], ...]], ...] = (
+      ('model.num_layers', (1, 2, 3)),
+      ('model.embedding_dim', (128, 256)),
+      ('model.dropout', (0.1, 0.2, 0.3)),
+      ('training.learning_rate', (5e-4, 1e-3, 2e-3)),
+  )
+
+  def __post_init__(self):
+    for name, values in self.search_space:
+      group, _, field = name.partition('.')
+      allowed = {'model': [f.name for f in dataclasses.fields(ModelSettings)],
+                 'training': TUNABLE_TRAINING_FIELDS}.get(group, ())
+      if field not in allowed or not values:
+        raise ValueError(
+            f'Cannot tune {name!r} over {values!r}: the search space takes model.<field> '
+            f'(any ModelSettings field) or training.<field> (one of {TUNABLE_TRAINING_FIELDS}), '
+            'each with at least one value.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +165,16 @@ class PipelineConfig:
   preprocessing: PreprocessingSettings = PreprocessingSettings()
   model: ModelSettings = ModelSettings()
   training: TrainingSettings = TrainingSettings()
+  tuning: TuningSettings = TuningSettings()
   evaluation: EvaluationSettings = EvaluationSettings()
+
+  def __post_init__(self):
+    if self.training.warm_start and self.tuning.enabled:
+      reshaping = [name for name, _ in self.tuning.search_space
+                   if name.partition('.')[2] in SHAPE_MODEL_FIELDS and name.startswith('model.')]
+      if reshaping:
+        raise ValueError(f'warm_start keeps the base model\'s architecture, so the Tuner cannot '
+                         f'search {reshaping}; remove them from tuning.search_space.')
 
   @property
   def pipeline_root(self) -> str:

@@ -17,6 +17,7 @@ from pipeline.config import PipelineConfig, as_custom_config
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'models.model.run_fn'
+TUNER_FN = 'models.tuner.tuner_fn'
 
 
 def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -82,22 +83,32 @@ def create_pipeline(config: PipelineConfig,
                      'label_names': list(config.ingestion.label_names)})
   transform.add_upstream_node(data_gate)  # no training on data that failed validation
 
-  trainer = tfx.components.Trainer(
-      run_fn=RUN_FN,
-      examples=transform.outputs['transformed_examples'],
-      transform_graph=transform.outputs['transform_graph'],
-      schema=schema_gen.outputs['schema'],
-      train_args=tfx.proto.TrainArgs(),
-      eval_args=tfx.proto.EvalArgs(),
-      custom_config={'model': as_custom_config(config.model),
-                     'training': as_custom_config(config.training),
-                     **(trainer_custom_config or {})})
-
+  # The last blessed model: the Evaluator's baseline, and the Trainer's starting point when
+  # warm-starting.
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id('latest_blessed_model_resolver')
+
+  model_config = {'model': as_custom_config(config.model),
+                  'training': as_custom_config(config.training)}
+  # What the Tuner's trials and the Trainer both train on.
+  training_inputs = dict(examples=transform.outputs['transformed_examples'],
+                         transform_graph=transform.outputs['transform_graph'],
+                         schema=schema_gen.outputs['schema'],
+                         train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs())
+  tuner = None
+  if config.tuning.enabled:
+    tuner = tfx.components.Tuner(
+        tuner_fn=TUNER_FN, **training_inputs,
+        custom_config={**model_config, 'tuning': as_custom_config(config.tuning)})
+
+  trainer = tfx.components.Trainer(
+      run_fn=RUN_FN, **training_inputs,
+      base_model=model_resolver.outputs['model'] if config.training.warm_start else None,
+      hyperparameters=tuner.outputs['best_hyperparameters'] if tuner else None,
+      custom_config={**model_config, **(trainer_custom_config or {})})
 
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],
@@ -113,8 +124,8 @@ def create_pipeline(config: PipelineConfig,
               base_directory=config.push_destination)))
 
   components: List[BaseNode] = [
-      example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform, trainer,
-      model_resolver, evaluator, pusher]
+      example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
+      *([tuner] if tuner else []), model_resolver, trainer, evaluator, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,

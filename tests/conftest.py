@@ -51,8 +51,9 @@ def small_config(data_root: str, output_root: str) -> PipelineConfig:
                                      accuracy_regression_tolerance=1.0))
 
 
-# A tiny labelled corpus for Transform and model tests.
+# A tiny labelled corpus for Transform and model tests, and the model trained on it.
 MAX_SEQ_LENGTH = 12
+TINY_MODEL = ModelSettings(embedding_dim=16, num_layers=1, num_heads=2, intermediate_dim=32)
 TEXTS = ['a great movie', 'a terrible , boring movie', 'great great fun', 'boring and terrible',
          'the movie was fun', 'a boring story']
 LABELS = ['pos', 'neg', 'pos', 'neg', 'pos', 'neg']
@@ -93,8 +94,8 @@ def tiny_model_dir(tiny_transform, tmp_path_factory) -> str:
   strategy = strategy_lib.create_strategy(TrainingSettings().distribution_strategy)
   with strategy.scope():
     model = model_lib.build_model(
-        model_lib.wordpiece_vocabulary_size(output), MAX_SEQ_LENGTH, num_classes=2,
-        settings=ModelSettings(embedding_dim=16, num_layers=1, num_heads=2, intermediate_dim=32))
+        len(model_lib.wordpiece_vocabulary(output)), MAX_SEQ_LENGTH, num_classes=2,
+        settings=TINY_MODEL)
     model_lib.compile_model(model, total_steps=20, settings=TrainingSettings(learning_rate=5e-3))
   history = model.fit({features.TOKEN_IDS_KEY: token_ids}, label_ids, batch_size=8, epochs=4,
                       verbose=0)

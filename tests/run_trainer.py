@@ -51,7 +51,7 @@ def fn_args_for(transform_output: str, examples_dir: str, work_dir: str,
   return tfx.components.FnArgs(
       train_files=[os.path.join(examples_dir, 'Split-train', '*')],
       eval_files=[os.path.join(examples_dir, 'Split-eval', '*')],
-      transform_output=transform_output,
+      transform_graph_path=transform_output,
       data_accessor=tfx.components.DataAccessor(
           tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
           record_batch_factory=None, data_view_decode_fn=None),

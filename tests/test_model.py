@@ -1,6 +1,7 @@
 """The Keras model: builds and trains under the configured strategy, exports a raw-text
 SavedModel whose graph holds only core TF and TF Text ops."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -10,17 +11,54 @@ import pytest
 import tensorflow as tf
 
 from models import features, model as model_lib, strategy as strategy_lib
-from pipeline.config import ModelSettings
-from tests.conftest import LABELS, MAX_SEQ_LENGTH, TEXTS
-
-SMALL_MODEL = ModelSettings(embedding_dim=16, num_layers=1, num_heads=2, intermediate_dim=32)
+from tests.conftest import LABELS, MAX_SEQ_LENGTH, TEXTS, TINY_MODEL
 
 
 def test_model_outputs_class_probabilities():
-  model = model_lib.build_model(50, MAX_SEQ_LENGTH, num_classes=3, settings=SMALL_MODEL)
+  model = model_lib.build_model(50, MAX_SEQ_LENGTH, num_classes=3, settings=TINY_MODEL)
   probabilities = model({features.TOKEN_IDS_KEY: np.ones((4, MAX_SEQ_LENGTH), 'int64')})
   assert probabilities.shape == (4, 3)
   np.testing.assert_allclose(keras.ops.sum(probabilities, axis=-1), np.ones(4), rtol=1e-5)
+
+
+@pytest.mark.parametrize('pooling', ['mean', 'max', 'mean_max'])
+def test_padding_does_not_change_predictions(pooling):
+  # Batches are padded to their longest member, so a text's padding varies from batch to batch.
+  settings = dataclasses.replace(TINY_MODEL, pooling=pooling)
+  model = model_lib.build_model(50, MAX_SEQ_LENGTH, num_classes=2, settings=settings)
+  short = model({features.TOKEN_IDS_KEY: np.array([[5, 6, 7]], 'int64')})
+  padded = model({features.TOKEN_IDS_KEY: np.array([[5, 6, 7, 0, 0, 0]], 'int64')})
+  np.testing.assert_allclose(short, padded, atol=1e-6)
+
+
+def test_label_smoothing_moves_targets_towards_uniform():
+  probabilities = np.array([[0.9, 0.1], [0.2, 0.8]], 'float32')
+  labels = np.array([0, 1])
+  plain = model_lib.SparseCrossentropy()(labels, probabilities)
+  np.testing.assert_allclose(plain, -np.mean(np.log([0.9, 0.8])), rtol=1e-5)
+  # Smoothing 0.2 over 2 classes: targets 0.9 / 0.1.
+  smoothed = model_lib.SparseCrossentropy(label_smoothing=0.2)(labels, probabilities)
+  expected = -np.mean([0.9 * np.log(0.9) + 0.1 * np.log(0.1),
+                       0.1 * np.log(0.2) + 0.9 * np.log(0.8)])
+  np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same():
+  labels = tf.constant([0] * 6 + [1] * 3 + [2] * 1, tf.int64)
+  dataset = tf.data.Dataset.from_tensor_slices(
+      ({features.TOKEN_IDS_KEY: tf.ones([10, 3], tf.int64)}, labels)).batch(4)
+  weights = model_lib.balanced_class_weights(dataset, num_classes=4)
+  assert weights == pytest.approx({0: 10 / 24, 1: 10 / 12, 2: 10 / 4, 3: 1.0})
+
+
+def test_holdout_share_is_disjoint_from_the_rest_and_stable():
+  token_ids = tf.constant([[i + 2, i % 7 + 2, 0] for i in range(1000)], tf.int64)
+  batch = ({features.TOKEN_IDS_KEY: token_ids}, tf.range(1000, dtype=tf.int64))
+  held_out = set(model_lib.keep_share(*batch, percent=10, held_out=True)[1].numpy())
+  rest = set(model_lib.keep_share(*batch, percent=10, held_out=False)[1].numpy())
+  assert held_out.isdisjoint(rest) and len(held_out | rest) == 1000
+  assert 50 <= len(held_out) <= 150
+  assert set(model_lib.keep_share(*batch, percent=10, held_out=True)[1].numpy()) == held_out
 
 
 def test_serving_default_takes_raw_text(tiny_model_dir):

@@ -1,5 +1,7 @@
-"""The whole pipeline on a slice of SST-2 with LocalDagRunner, twice: a pushed model that serves
-raw text in a fresh process, then a re-run served from cache up to the Trainer."""
+"""The whole pipeline on a slice of SST-2 with LocalDagRunner, three times: a pushed model that
+serves raw text in a fresh process; a re-run served from cache up to the Trainer; a run with the
+Tuner on and warm start, whose Trainer takes the Tuner's best values and starts from the first
+run's blessed model."""
 
 import dataclasses
 import json
@@ -13,6 +15,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from pipeline import local_runner, run_summary
+from pipeline.config import TuningSettings
 from tests.conftest import small_config
 
 COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
@@ -20,6 +23,9 @@ COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'Exa
               'Pusher')
 CACHED_ON_RERUN = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen',
                    'ExampleValidator', 'DataGate', 'Transform', 'Trainer')
+
+# What the third run tunes: values that keep the weights' shapes (it also warm-starts).
+TUNING_SEARCH_SPACE = (('model.dropout', (0.0, 0.2)), ('training.learning_rate', (1e-3, 3e-3)))
 
 LOAD_AND_PREDICT = '''
 import json, sys
@@ -33,10 +39,14 @@ print(json.dumps({key: value.numpy().tolist() for key, value in outputs.items()}
 '''
 
 
+def open_store(config) -> metadata_store.MetadataStore:
+  return metadata_store.MetadataStore(
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+
+
 def latest_executions(config):
   """Node id -> its newest execution, from the run's ml-metadata store."""
-  store = metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+  store = open_store(config)
   latest = {}
   for context in store.get_contexts_by_type('node'):
     node_id = context.name.split('.', 1)[1]
@@ -52,17 +62,29 @@ def runs(sst2_slice, tmp_path_factory):
   tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
   first = latest_executions(config)
   tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
-  return config, first, latest_executions(config)
+  second = latest_executions(config)
+  tuned_config = dataclasses.replace(
+      config, training=dataclasses.replace(config.training, warm_start=True),
+      tuning=TuningSettings(enabled=True, max_trials=2, epochs_per_trial=1,
+                            search_space=TUNING_SEARCH_SPACE))
+  tfx.orchestration.LocalDagRunner().run(local_runner.build(tuned_config))
+  return config, first, second, latest_executions(config)
+
+
+def artifact_ids(store, execution, key: str, event_type) -> list:
+  """Ids of the artifacts `execution` read (or wrote) under `key`."""
+  return [event.artifact_id for event in store.get_events_by_execution_ids([execution.id])
+          if event.type == event_type and event.path.steps[0].key == key]
 
 
 def test_every_component_executes(runs):
-  _, first, _ = runs
+  _, first, _, _ = runs
   for node_id in COMPONENTS:
     assert first[node_id].last_known_state == metadata_store_pb2.Execution.COMPLETE, node_id
 
 
 def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
-  config, _, _ = runs
+  config, _, _, _ = runs
   summary = run_summary.latest_run(config)
   assert summary.blessed is True
   assert summary.pushed_to and summary.pushed_to.startswith(config.push_destination)
@@ -79,7 +101,7 @@ def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
 
 
 def test_summary_reports_metrics_and_tensorboard(runs):
-  config, _, _ = runs
+  config, _, _, _ = runs
   summary = run_summary.latest_run(config)
   assert summary.cleaning['read'] == 3200
   overall = summary.metrics['overall']
@@ -92,10 +114,20 @@ def test_summary_reports_metrics_and_tensorboard(runs):
 
 
 def test_rerun_is_served_from_cache_up_to_the_trainer(runs):
-  _, first, second = runs
+  _, first, second, _ = runs
   for node_id in CACHED_ON_RERUN:
     assert second[node_id].last_known_state == metadata_store_pb2.Execution.CACHED, node_id
     assert second[node_id].id != first[node_id].id
+
+
+def test_warm_started_trainer_starts_from_the_last_blessed_model(runs):
+  config, first, _, third = runs
+  store = open_store(config)
+  first_model = artifact_ids(store, first['Trainer'], 'model', metadata_store_pb2.Event.OUTPUT)
+  assert third['Trainer'].last_known_state == metadata_store_pb2.Execution.COMPLETE
+  assert third['Trainer'].id != first['Trainer'].id
+  assert artifact_ids(store, third['Trainer'], 'base_model',
+                      metadata_store_pb2.Event.INPUT) == first_model
 
 
 def test_data_gate_stops_the_run_before_training_on_unexpected_labels(sst2_slice, tmp_path):
@@ -115,3 +147,18 @@ def test_data_gate_stops_the_run_before_training_on_unexpected_labels(sst2_slice
   executions = latest_executions(config)
   assert executions['DataGate'].last_known_state == metadata_store_pb2.Execution.FAILED
   assert 'Transform' not in executions and 'Trainer' not in executions
+
+
+def test_tuner_searches_and_the_trainer_takes_its_best_values(runs):
+  config, _, _, third = runs
+  store = open_store(config)
+  assert third['Tuner'].last_known_state == metadata_store_pb2.Execution.COMPLETE
+  best = artifact_ids(store, third['Tuner'], 'best_hyperparameters',
+                      metadata_store_pb2.Event.OUTPUT)
+  assert artifact_ids(store, third['Trainer'], 'hyperparameters',
+                      metadata_store_pb2.Event.INPUT) == best
+  [artifact] = store.get_artifacts_by_id(best)
+  with open(os.path.join(artifact.uri, 'best_hyperparameters.txt')) as f:
+    values = json.load(f)['values']
+  for name, candidates in TUNING_SEARCH_SPACE:
+    assert values[name] in candidates, name

@@ -38,7 +38,7 @@ from pipeline.config import ModelSettings, PipelineConfig, TrainingSettings
 SETTINGS = {
     'default': {},
     'no_length_buckets': {'length_buckets': ()},
-    'steps_per_execution_8': {'steps_per_execution': 8},
+    'steps_per_execution_1': {'steps_per_execution': 1},
     'jit_compile': {'jit_compile': True},
     'jit_compile_no_buckets': {'jit_compile': True, 'length_buckets': ()},
     'mixed_bfloat16': {'mixed_precision': 'mixed_bfloat16'},

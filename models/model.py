@@ -86,7 +86,8 @@ class SparseCrossentropy(keras.losses.Loss):
 def compile_model(model: keras.Model, total_steps: int, settings: TrainingSettings,
                   num_replicas: int = 1) -> None:
   """AdamW with linear warm-up then cosine decay over `total_steps`, the peak learning rate scaled
-  for `num_replicas`. Under mixed_float16 Keras adds loss scaling."""
+  for `num_replicas`. Under mixed_float16 Keras adds loss scaling. Call it in the scope of the
+  training strategy."""
   warmup_steps = int(total_steps * settings.warmup_fraction)
   schedule = keras.optimizers.schedules.CosineDecay(
       initial_learning_rate=0.0, decay_steps=max(total_steps - warmup_steps, 1),
@@ -94,21 +95,22 @@ def compile_model(model: keras.Model, total_steps: int, settings: TrainingSettin
           settings.learning_rate, num_replicas, settings.learning_rate_scaling),
       warmup_steps=warmup_steps)
   model.compile(
-      optimizer=keras.optimizers.AdamW(
-          learning_rate=schedule, weight_decay=settings.weight_decay),
+      optimizer=keras.optimizers.AdamW(learning_rate=schedule,
+                                       weight_decay=settings.weight_decay),
       loss=SparseCrossentropy(settings.label_smoothing),
       metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')],
       jit_compile=settings.jit_compile,
-      steps_per_execution=settings.steps_per_execution)
+      steps_per_execution=strategy_lib.supported_steps_per_execution(
+          settings.steps_per_execution))
 
 
 def make_dataset(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
                  tf_transform_output: tft.TFTransformOutput, batch_size: int,
                  for_training: bool, settings: TrainingSettings, holdout_percent: int = 0,
                  held_out: bool = False) -> tf.data.Dataset:
-  """One pass over transformed examples as ({token_ids}, label_id) batches; for training, in
-  random order. With `holdout_percent`, only the examples a hash of their
-  token ids puts in that share (`held_out`) or only the others."""
+  """One pass over transformed examples as ({token_ids}, label_id) batches, in random order
+  for training. With `holdout_percent`, only the examples that a hash of their token ids puts in
+  that share (`held_out`), or only the others."""
   dataset = data_accessor.tf_dataset_factory(
       file_pattern,
       tfxio.TensorFlowDatasetOptions(
@@ -268,7 +270,7 @@ def tuned_settings(hyperparameters: Dict, model_settings: ModelSettings,
   for name, value in values.items():
     group, _, field = name.partition('.')
     overrides[group][field] = value
-  logging.info('Hyperparameters from the Tuner: %s', values)
+  logging.info('Tuned settings: %s', values)
   return (with_overrides(model_settings, overrides['model']),
           with_overrides(training, overrides['training']))
 
@@ -317,11 +319,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Scalars (loss, accuracy, learning rate, examples/s) and weight histograms, every epoch.
     callbacks.append(keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                  histogram_freq=1, update_freq='epoch'))
-  # The dataset shuffles itself (fit's `shuffle` only applies to arrays).
   class_weight = (balanced_class_weights(train_dataset, len(classes))
                   if training.balance_classes else None)
   if class_weight:
     logging.info('Class weights: %s', class_weight)
+  # The dataset shuffles itself (fit's `shuffle` only applies to arrays).
   model.fit(train_dataset, epochs=training.epochs, validation_data=eval_dataset,
             validation_steps=fn_args.eval_steps or None, callbacks=callbacks, verbose=2,
             shuffle=False, class_weight=class_weight)

@@ -6,6 +6,7 @@ import math
 import os
 
 import tensorflow as tf
+from absl import logging
 
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker', 'tpu')
 LEARNING_RATE_SCALINGS = ('linear', 'sqrt', 'none')
@@ -113,3 +114,15 @@ def wait_for_other_workers(strategy: tf.distribute.Strategy) -> None:
       return strategy.reduce('SUM', strategy.run(tf.constant, args=(1,)), axis=None)
 
     all_reduce()
+
+
+def supported_steps_per_execution(requested: int) -> int:
+  """`requested`, or 1 under the (multi-worker) MirroredStrategy in scope: there Keras 3.15's
+  multi-step training function fails (a placeholder inside its loop is left unfed)."""
+  strategy = tf.distribute.get_strategy()
+  if requested > 1 and isinstance(strategy, (tf.distribute.MirroredStrategy,
+                                             tf.distribute.MultiWorkerMirroredStrategy)):
+    logging.warning('steps_per_execution=%d is not supported under %s by this Keras; using 1.',
+                    requested, type(strategy).__name__)
+    return 1
+  return requested

@@ -17,12 +17,11 @@ import pytest
 import tensorflow as tf
 
 from models import features, model as model_lib, strategy as strategy_lib
-from pipeline.config import REPO_ROOT, ModelSettings, TrainingSettings, as_custom_config
+from pipeline.config import REPO_ROOT, TrainingSettings, as_custom_config
 from tests import run_trainer
-from tests.conftest import MAX_SEQ_LENGTH, TEXTS
+from tests.conftest import MAX_SEQ_LENGTH, TEXTS, TINY_MODEL
 from tests.test_tensorboard import read_hparams
 
-TINY_MODEL = ModelSettings(embedding_dim=16, num_layers=1, num_heads=2, intermediate_dim=32)
 # Per process, and for the whole cluster: a worker that waits for a peer forever fails the test.
 TIMEOUT_SECONDS = 300
 
@@ -114,6 +113,12 @@ def test_peak_learning_rate_scales_with_replicas(scaling, expected):
 def test_unknown_learning_rate_scaling_is_a_clear_error():
   with pytest.raises(ValueError, match='Unknown learning rate scaling'):
     strategy_lib.scaled_learning_rate(1e-3, 2, 'quadratic')
+
+
+def test_mirrored_strategy_trains_one_step_per_execution():
+  with tf.distribute.MirroredStrategy(['/cpu:0']).scope():
+    assert strategy_lib.supported_steps_per_execution(8) == 1
+  assert strategy_lib.supported_steps_per_execution(8) == 8
 
 
 def test_mixed_precision_computes_in_16_bits_with_float32_weights_and_output():

@@ -160,8 +160,7 @@ def main() -> None:
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   vocab_size = len(model_lib.wordpiece_vocabulary(tf_transform_output))
   num_classes = len(model_lib.label_names(tf_transform_output))
-  max_seq_length = tf_transform_output.transformed_feature_spec()[
-      features.TOKEN_IDS_KEY].shape[0]
+  max_seq_length = model_lib.max_seq_length(tf_transform_output)
 
   matmul_flops = matmul_flops_per_second()
   print(f'Peak estimate: {PEAK_NOTE}; a 2048x2048 float32 matmul attains '

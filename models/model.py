@@ -204,6 +204,11 @@ def wordpiece_vocabulary(tf_transform_output: tft.TFTransformOutput) -> List[str
       tf_transform_output.transform_savedmodel_dir, 'assets', features.WORDPIECE_VOCABULARY_NAME))
 
 
+def max_seq_length(tf_transform_output: tft.TFTransformOutput) -> int:
+  """The token ids' padded length, as Transform wrote it."""
+  return tf_transform_output.transformed_feature_spec()[features.TOKEN_IDS_KEY].shape[0]
+
+
 def label_names(tf_transform_output: tft.TFTransformOutput) -> List[str]:
   return [name.decode('utf-8')
           for name in tf_transform_output.vocabulary_by_name(features.LABEL_VOCABULARY_NAME)]
@@ -288,7 +293,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   classes = label_names(tf_transform_output)
-  max_seq_length = tf_transform_output.transformed_feature_spec()[features.TOKEN_IDS_KEY].shape[0]
+  sequence_length = max_seq_length(tf_transform_output)
 
   num_replicas = strategy.num_replicas_in_sync
   global_batch_size = training.batch_size * num_replicas
@@ -303,7 +308,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
   with strategy.scope(), dtype_policy(training.mixed_precision):
     vocabulary = wordpiece_vocabulary(tf_transform_output)
-    model = build_model(len(vocabulary), max_seq_length, len(classes), model_settings)
+    model = build_model(len(vocabulary), sequence_length, len(classes), model_settings)
     if fn_args.base_model:
       warm_start.initialize_from_base_model(model, fn_args.base_model, vocabulary)
     compile_model(model, steps_per_epoch * training.epochs, training, num_replicas)

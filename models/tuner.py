@@ -10,7 +10,7 @@ import keras_tuner
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from models import features, model as model_lib, strategy as strategy_lib
+from models import model as model_lib, strategy as strategy_lib
 from pipeline.config import ModelSettings, TrainingSettings, TuningSettings, from_custom_config
 
 
@@ -31,7 +31,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   vocabulary_size = len(model_lib.wordpiece_vocabulary(tf_transform_output))
   num_classes = len(model_lib.label_names(tf_transform_output))
-  max_seq_length = tf_transform_output.transformed_feature_spec()[features.TOKEN_IDS_KEY].shape[0]
+  max_seq_length = model_lib.max_seq_length(tf_transform_output)
   global_batch_size = training.batch_size * strategy.num_replicas_in_sync
 
   def dataset(held_out: bool):

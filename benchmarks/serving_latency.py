@@ -41,8 +41,9 @@ def serialized_examples(texts: List[str], labels: List[str]) -> List[bytes]:
   # transform_features parses the label too, so the examples carry it.
   return [tf.train.Example(features=tf.train.Features(feature={
       features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()])),
-      features.LABEL_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[l.encode()])),
-  })).SerializeToString() for t, l in zip(texts, labels)]
+      features.LABEL_KEY: tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[label.encode()])),
+  })).SerializeToString() for t, label in zip(texts, labels, strict=True)]
 
 
 def request_batches(items: list, batch_size: int, count: int) -> List[tf.Tensor]:

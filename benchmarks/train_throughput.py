@@ -31,8 +31,9 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from benchmarks.tune_model import fn_args_for
-from models import features, model as model_lib
-from pipeline.config import ModelSettings, PipelineConfig, TrainingSettings
+from models import classifier, data, features, optimization
+from models.settings import ModelSettings, TrainingSettings, resolve_training
+from pipeline.config import PipelineConfig
 
 # name -> TrainingSettings overrides, relative to the defaults in pipeline/config.py.
 SETTINGS = {
@@ -53,22 +54,36 @@ class Batches:
   flops: float  # matmul FLOPs of forward and backward passes, padding included
 
 
-def training_flops(batch_size: int, length: int, model: ModelSettings, num_classes: int) -> float:
+@dataclasses.dataclass(frozen=True)
+class EncoderShape:
+  width: int
+  intermediate_dim: int
+  num_layers: int
+
+
+def encoder_shape(model: keras.Model, settings: ModelSettings) -> EncoderShape:
+  if settings.architecture == 'pretrained':
+    backbone = model.get_layer(features.BACKBONE_LAYER)
+    return EncoderShape(backbone.hidden_dim, backbone.intermediate_dim, backbone.num_layers)
+  return EncoderShape(settings.embedding_dim, settings.intermediate_dim, settings.num_layers)
+
+
+def training_flops(batch_size: int, length: int, shape: EncoderShape, num_classes: int) -> float:
   """Matmul FLOPs of one training step on a [batch_size, length] batch: the backward pass costs
   about twice the forward one. Per token and layer: Q, K, V and output projections (8 d^2), the
   feed-forward network (4 d ff) and attention scores and weighted sums (4 length d)."""
-  d, ff = model.embedding_dim, model.intermediate_dim
-  per_token = model.num_layers * (8 * d * d + 4 * d * ff + 4 * length * d)
+  d, ff = shape.width, shape.intermediate_dim
+  per_token = shape.num_layers * (8 * d * d + 4 * d * ff + 4 * length * d)
   forward = batch_size * (length * per_token + 2 * d * num_classes)
   return 3.0 * forward
 
 
-def describe(batches: List, model: ModelSettings, num_classes: int) -> Batches:
+def describe(batches: List, shape: EncoderShape, num_classes: int) -> Batches:
   return Batches(
       examples=sum(int(labels.shape[0]) for _, labels in batches),
       tokens=sum(int(tf.math.count_nonzero(inputs[features.TOKEN_IDS_KEY]))
                  for inputs, _ in batches),
-      flops=sum(training_flops(*inputs[features.TOKEN_IDS_KEY].shape, model, num_classes)
+      flops=sum(training_flops(*inputs[features.TOKEN_IDS_KEY].shape, shape, num_classes)
                 for inputs, _ in batches))
 
 
@@ -90,14 +105,18 @@ class StepTimer(keras.callbacks.Callback):
       self.seconds = time.perf_counter() - self._started
 
 
-def train_seconds(dataset: tf.data.Dataset, steps: int, warmup_steps: int, vocab_size: int,
-                  max_seq_length: int, num_classes: int, model_settings: ModelSettings,
-                  training: TrainingSettings) -> float:
-  """Seconds of the timed steps of a fresh model trained on `dataset`."""
+def new_model(steps: int, vocab_size: int, max_seq_length: int, num_classes: int,
+              model_settings: ModelSettings, training: TrainingSettings) -> keras.Model:
   keras.utils.set_random_seed(training.seed)
-  with model_lib.dtype_policy(training.mixed_precision):
-    model = model_lib.build_model(vocab_size, max_seq_length, num_classes, model_settings)
-    model_lib.compile_model(model, steps, training)
+  with optimization.dtype_policy(training.mixed_precision):
+    model = classifier.build_classifier(model_settings, vocab_size, max_seq_length, num_classes)
+    optimization.compile_model(model, steps, training)
+  return model
+
+
+def train_seconds(dataset: tf.data.Dataset, steps: int, warmup_steps: int,
+                  model: keras.Model) -> float:
+  """Seconds of the timed steps of `model`, fresh, trained on `dataset`."""
   timer = StepTimer(warmup_steps, steps - 1)
   model.fit(dataset.apply(tf.data.experimental.assert_cardinality(steps)), epochs=1,
             callbacks=[timer], verbose=0, shuffle=False)
@@ -107,7 +126,7 @@ def train_seconds(dataset: tf.data.Dataset, steps: int, warmup_steps: int, vocab
 def input_dataset(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransformOutput,
                   training: TrainingSettings) -> tf.data.Dataset:
   """The Trainer's training input: an epoch of shuffled batches."""
-  return model_lib.make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+  return data.make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
                                 training.batch_size, for_training=True, settings=training)
 
 
@@ -172,41 +191,45 @@ def main() -> None:
   args = parser.parse_args()
   steps = args.warmup_steps + args.steps
   config = PipelineConfig.from_env()
+  base_training = resolve_training(config.model, config.training)
   # The global seed is part of the input pipeline's shuffle seed: fixed, every pass over the
   # input yields the same batches.
-  keras.utils.set_random_seed(config.training.seed)
+  keras.utils.set_random_seed(base_training.seed)
   with tempfile.TemporaryDirectory() as work_dir:
     fn_args = fn_args_for(config, config.model, config.training, work_dir)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-  vocab_size = len(model_lib.wordpiece_vocabulary(tf_transform_output))
-  num_classes = len(model_lib.label_names(tf_transform_output))
-  max_seq_length = model_lib.max_seq_length(tf_transform_output)
+  vocab_size = len(data.vocabulary(tf_transform_output))
+  num_classes = len(data.label_names(tf_transform_output))
+  max_seq_length = data.max_seq_length(tf_transform_output)
 
   matmul_flops = matmul_flops_per_second()
   peak, peak_note = peak_flops(matmul_flops)
   print(f'Peak estimate: {peak_note}; a 2048x2048 float32 matmul attains '
         f'{matmul_flops / 1e9:.0f} GFLOP/s ({matmul_flops / peak:.0%}).')
   print(f'Data: {os.path.dirname(fn_args.train_files[0])}; model {config.model}; batch '
-        f'{config.training.batch_size}; {args.warmup_steps} untimed + {args.steps} timed steps '
+        f'{base_training.batch_size}; {args.warmup_steps} untimed + {args.steps} timed steps '
         f'per run, best of {args.repeats}.')
   print(f"{'setting':<24} {'input ex/s':>10} {'ex/s':>7} {'tokens/s':>8} {'memory ex/s':>11} "
         f"{'memory tok/s':>12} {'ratio':>6} {'GFLOP/s':>7} {'of peak':>7} {'shapes':>6}",
         flush=True)
   for name in args.settings:
-    training = dataclasses.replace(config.training, **SETTINGS[name])
+    training = dataclasses.replace(base_training, **SETTINGS[name])
+
+    def fresh_model(training=training):
+      return new_model(steps, vocab_size, max_seq_length, num_classes, config.model, training)
 
     input_rate, shapes = max(input_pass(input_dataset(fn_args, tf_transform_output, training))
                              for _ in range(args.repeats))
     memory = input_dataset(fn_args, tf_transform_output, training).take(steps).cache()
-    batches = describe(list(memory)[args.warmup_steps:], config.model, num_classes)
+    batches = describe(list(memory)[args.warmup_steps:],
+                       encoder_shape(fresh_model(), config.model), num_classes)
     # Best of alternating runs: other work on the machine can only slow a run down.
     seconds = {'real': math.inf, 'memory': math.inf}
     for _ in range(args.repeats):
       real = input_dataset(fn_args, tf_transform_output, training).take(steps)
       for feed, dataset in (('real', real), ('memory', memory)):
-        seconds[feed] = min(seconds[feed], train_seconds(
-            dataset, steps, args.warmup_steps, vocab_size, max_seq_length, num_classes,
-            config.model, training))
+        seconds[feed] = min(seconds[feed], train_seconds(dataset, steps, args.warmup_steps,
+                                                         fresh_model()))
     achieved_flops = batches.flops / seconds['real']
     print(f"{name:<24} {input_rate:>10.0f} {batches.examples / seconds['real']:>7.0f} "
           f"{batches.tokens / seconds['real']:>8.0f} {batches.examples / seconds['memory']:>11.0f} "

@@ -21,16 +21,26 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
 from tfx import v1 as tfx
-from tfx.components.util import tfxio_utils
-from tfx.types import standard_artifacts
 
 from benchmarks.common import latest_artifact_dir, read_labelled_tsv
-from models import features, model as model_lib
-from pipeline.config import ModelSettings, PipelineConfig, TrainingSettings, as_custom_config
+from models import features, trainer
+from models.settings import ModelSettings, TrainingSettings, as_custom_config
+from pipeline.config import PipelineConfig
 
-# name -> (model overrides, training overrides), relative to the defaults in pipeline/config.py.
+# name -> (model overrides, training overrides), relative to the run's configuration
+# (pipeline/config.py and TEXT_CLASSIFIER_OVERRIDES). Variants of the other architecture's fields
+# need a Transform output made for that architecture (a `make run` with it).
 VARIANTS = {
     'default': ({}, {}),
+    # architecture 'pretrained'
+    'cls_pooling': ({'pooling': 'cls'}, {}),
+    'freeze_embeddings': ({'freeze_embeddings': True}, {}),
+    'steps_1000': ({}, {'max_steps': 1000}),
+    'steps_3000': ({}, {'max_steps': 3000, 'steps_per_evaluation': 1000}),
+    'lr_5e-5': ({}, {'learning_rate': 5e-5}),
+    'lr_2e-4': ({}, {'learning_rate': 2e-4}),
+    'mixed_bfloat16': ({}, {'mixed_precision': 'mixed_bfloat16'}),
+    # architecture 'transformer'
     'no_length_buckets': ({}, {'length_buckets': ()}),
     'dropout_0.2': ({'dropout': 0.2}, {}),
     'dropout_0.3': ({'dropout': 0.3}, {}),
@@ -55,19 +65,11 @@ VARIANTS = {
 
 def fn_args_for(config: PipelineConfig, model: ModelSettings, training: TrainingSettings,
                 work_dir: str) -> tfx.components.FnArgs:
-  transformed_dir = latest_artifact_dir(config, 'Transform', 'transformed_examples')
-  examples = standard_artifacts.Examples()
-  examples.uri = transformed_dir
-  return tfx.components.FnArgs(
-      train_files=[os.path.join(transformed_dir, 'Split-train', '*')],
-      eval_files=[os.path.join(transformed_dir, 'Split-eval', '*')],
-      transform_graph_path=latest_artifact_dir(config, 'Transform', 'transform_graph'),
-      data_accessor=tfx.components.DataAccessor(
-          tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
-          record_batch_factory=None, data_view_decode_fn=None),
-      serving_model_dir=os.path.join(work_dir, 'serving'),
-      model_run_dir=os.path.join(work_dir, 'logs'),
-      custom_config={'model': as_custom_config(model), 'training': as_custom_config(training)})
+  """The Trainer's FnArgs for the last local run's Transform output."""
+  return trainer.local_fn_args(
+      latest_artifact_dir(config, 'Transform', 'transform_graph'),
+      latest_artifact_dir(config, 'Transform', 'transformed_examples'), work_dir,
+      {'model': as_custom_config(model), 'training': as_custom_config(training)})
 
 
 def validation_accuracy(model_dir: str, config: PipelineConfig) -> float:
@@ -79,7 +81,7 @@ def validation_accuracy(model_dir: str, config: PipelineConfig) -> float:
   for start in range(0, len(texts), 256):
     outputs = serve(text=tf.constant(texts[start:start + 256]))
     predicted.extend(label.decode() for label in outputs[features.PREDICTED_LABEL_KEY].numpy())
-  return float(np.mean([p == l for p, l in zip(predicted, labels)]))
+  return float(np.mean([p == label for p, label in zip(predicted, labels, strict=True)]))
 
 
 def main() -> None:
@@ -99,7 +101,7 @@ def main() -> None:
       training = dataclasses.replace(config.training, seed=seed, **training_overrides)
       with tempfile.TemporaryDirectory() as work_dir:
         started = time.monotonic()
-        model_lib.run_fn(fn_args_for(config, model, training, work_dir))
+        trainer.run_fn(fn_args_for(config, model, training, work_dir))
         seconds.append(time.monotonic() - started)
         accuracies.append(validation_accuracy(os.path.join(work_dir, 'serving'), config))
     print(f"{name:<24} {' '.join(f'{a:.4f} ' for a in accuracies):<{8 * len(args.seeds)}} "

@@ -15,8 +15,7 @@ import keras
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models import features
-from serving import warmup
+from models import features, warmup
 
 
 def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
@@ -58,4 +57,4 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
   archive.add_endpoint(features.TF_EXAMPLE_SIGNATURE, serve_tf_examples)
   archive.add_endpoint(features.TRANSFORM_SIGNATURE, transform_features)
   archive.write_out(export_dir, verbose=False)
-  warmup.write_warmup_requests(export_dir, warmup.WARMUP_TEXTS)
+  warmup.write_warmup_requests(export_dir)

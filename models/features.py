@@ -18,8 +18,9 @@ PAD_TOKEN = '[PAD]'
 UNKNOWN_TOKEN = '[UNK]'
 RESERVED_TOKENS = (PAD_TOKEN, UNKNOWN_TOKEN)
 
-# The Keras model's token (and position) embedding layer.
+# The from-scratch model's token (and position) embedding layer; the pretrained model's backbone.
 EMBEDDING_LAYER = 'token_and_position_embedding'
+BACKBONE_LAYER = 'backbone'
 
 # Outputs of the exported model's signatures.
 PROBABILITIES_KEY = 'probabilities'

@@ -16,26 +16,21 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the base model's serving graph uses TF Text ops)
 from absl import logging
 
-from models import features
+from models import data, features
 
 
-def read_vocabulary(path: str) -> List[str]:
-  with tf.io.gfile.GFile(path) as f:
-    return [line.rstrip('\n') for line in f]
-
-
-def initialize_from_base_model(model: keras.Model, base_model_dir: str,
+def initialize_from_base_model(model: keras.Model, token_embeddings, base_model_dir: str,
                                vocabulary: List[str]) -> int:
   """Copies the trained weights of the SavedModel in `base_model_dir` (exported by
-  `export.export_serving_model`) into `model`, whose token ids index `vocabulary`.
+  `export.export_serving_model`) into `model`, whose token ids index `vocabulary` and whose
+  token embedding matrix is the variable `token_embeddings`.
 
   Returns how many token embedding rows came from the base model.
   """
   base = tf.saved_model.load(base_model_dir)
   base_weights = [variable.numpy() for variable in base.trainable_variables]
-  base_vocabulary = read_vocabulary(
+  base_vocabulary = data.read_vocabulary(
       os.path.join(base_model_dir, 'assets', features.WORDPIECE_VOCABULARY_NAME))
-  token_embeddings = model.get_layer(features.EMBEDDING_LAYER).token_embedding.embeddings
   if len(base_weights) != len(model.trainable_variables):
     raise ValueError(
         f'Cannot warm-start from {base_model_dir}: it has {len(base_weights)} trained weights, '
@@ -43,7 +38,7 @@ def initialize_from_base_model(model: keras.Model, base_model_dir: str,
         '(ModelSettings) as the base model.')
 
   copied_rows = 0
-  for variable, base_value in zip(model.trainable_variables, base_weights):
+  for variable, base_value in zip(model.trainable_variables, base_weights, strict=True):
     if variable is token_embeddings:
       value, copied_rows = embeddings_by_token(variable.numpy(), vocabulary, base_value,
                                                base_vocabulary)
@@ -72,6 +67,6 @@ def embeddings_by_token(initial: np.ndarray, vocabulary: List[str], base: np.nda
            if token in base_ids]
   value = initial.copy()
   if pairs:
-    ids, base_rows = map(list, zip(*pairs))
+    ids, base_rows = map(list, zip(*pairs, strict=True))
     value[ids] = base[base_rows]
   return value, len(pairs)

@@ -18,7 +18,8 @@ import os
 import yaml
 from tfx import v1 as tfx
 
-from pipeline.config import REPO_ROOT, CloudSettings, PipelineConfig, with_overrides
+from models.settings import REPO_ROOT, with_overrides
+from pipeline.config import CloudSettings, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 ACCELERATORS = ('gpu', 'tpu', 'none')

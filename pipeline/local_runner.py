@@ -10,6 +10,7 @@ pipeline/local_runner.py` records the pipeline main() hands to LocalDagRunner.ru
 out then), and `tfx run create --engine local --pipeline_name text_classifier` runs the file.
 """
 
+import argparse
 import os
 import sys
 import time
@@ -17,38 +18,49 @@ import time
 # The TFX CLI loads this file by path: make the repository importable as it is for `-m`.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import progress  # pylint: disable=wrong-import-position
-
-VERBOSE = '--verbose' in sys.argv[1:] or os.environ.get('TEXT_CLASSIFIER_VERBOSE') == '1'
-if not VERBOSE:
-  progress.silence_before_imports()
-
-from tfx import v1 as tfx  # pylint: disable=wrong-import-position
-
-from pipeline import run_summary  # pylint: disable=wrong-import-position
-from pipeline.config import PipelineConfig  # pylint: disable=wrong-import-position
-from pipeline.pipeline import create_pipeline  # pylint: disable=wrong-import-position
+from pipeline import progress  # pylint: disable=wrong-import-position  # noqa: E402
 
 
-def build(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def build(config):
+  """The pipeline for `config`, with its sqlite ml-metadata store."""
+  # TFX (and TensorFlow) are imported here, not at the top: quiet runs must set up logging first.
+  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+  from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
   return create_pipeline(
       config,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           config.metadata_path))
 
 
-CONFIG = PipelineConfig.from_env()
-PIPELINE = build(CONFIG)
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog='python -m pipeline.local_runner',
+      description='Runs the whole pipeline locally (LocalDagRunner, sqlite ml-metadata), then '
+                  'prints a summary of the run. Settings: pipeline/config.py and the '
+                  'TEXT_CLASSIFIER_* environment variables (see the README).')
+  parser.add_argument('--verbose', action='store_true',
+                      default=os.environ.get('TEXT_CLASSIFIER_VERBOSE') == '1',
+                      help='show all TF, Beam and TFX logging (or TEXT_CLASSIFIER_VERBOSE=1)')
+  return parser.parse_args(argv)
 
 
-def main() -> None:
-  if not VERBOSE:
-    progress.quiet_logging(total_components=len(PIPELINE.components))
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  if not args.verbose:
+    progress.silence_before_imports()
+  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+  from pipeline import run_summary  # pylint: disable=import-outside-toplevel
+  from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
+
+  config = PipelineConfig.from_env()
+  pipeline = build(config)
+  if not args.verbose:
+    progress.quiet_logging(total_components=len(pipeline.components))
   started = time.time()
-  tfx.orchestration.LocalDagRunner().run(PIPELINE)
+  tfx.orchestration.LocalDagRunner().run(pipeline)
   # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.
-  if run_summary.ran_since(CONFIG, started):
-    print(run_summary.format_summary(run_summary.latest_run(CONFIG), time.time() - started))
+  if run_summary.ran_since(config, started):
+    print(run_summary.format_summary(run_summary.latest_run(config), time.time() - started))
 
 
 if __name__ == '__main__':

@@ -13,10 +13,11 @@ from tfx.dsl.components.base.base_node import BaseNode
 from components.cleaning.component import TextCleaningExampleGen
 from components.data_gate import DataGate
 from models import features
-from pipeline.config import PipelineConfig, as_custom_config
+from models.settings import as_custom_config
+from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
-RUN_FN = 'models.model.run_fn'
+RUN_FN = 'models.trainer.run_fn'
 TUNER_FN = 'models.tuner.tuner_fn'
 
 
@@ -80,6 +81,9 @@ def create_pipeline(config: PipelineConfig,
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
       custom_config={'preprocessing': as_custom_config(config.preprocessing),
+                     # Only what decides the tokenization, so other model changes reuse the cache.
+                     'model': {'architecture': config.model.architecture,
+                               'backbone': config.model.backbone},
                      'label_names': list(config.ingestion.label_names)})
   transform.add_upstream_node(data_gate)  # no training on data that failed validation
 

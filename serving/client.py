@@ -40,9 +40,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from urllib3.util import Retry
 
 from models import features
-from pipeline.config import PipelineConfig
+from models.settings import DEFAULT_MODEL_NAME
+from models.warmup import predict_request
 
-DEFAULT_MODEL_NAME = PipelineConfig.model_name
 DEFAULT_BATCH_SIZE = 32  # texts per request; at most the server's max_batch_size
 OUTPUT_KEYS = (features.PROBABILITIES_KEY, features.PREDICTED_LABEL_KEY)
 
@@ -88,16 +88,6 @@ def prepare_texts(texts: Iterable[Text]) -> List[str]:
   if not prepared:
     raise InvalidInputError('No texts to classify.')
   return prepared
-
-
-def predict_request(texts: List[str], model_name: str,
-                    signature: str = features.SERVING_SIGNATURE) -> predict_pb2.PredictRequest:
-  """TF Serving's gRPC PredictRequest for a batch of raw texts."""
-  request = predict_pb2.PredictRequest()
-  request.model_spec.name = model_name
-  request.model_spec.signature_name = signature
-  request.inputs[features.TEXT_KEY].CopyFrom(tf.make_tensor_proto(texts, dtype=tf.string))
-  return request
 
 
 def parse_predict_response(response: predict_pb2.PredictResponse) -> BatchOutputs:

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from components.cleaning import __main__ as cleaning_cli
 from components.cleaning import rules, transforms
-from pipeline.config import IngestionSettings
+from models.settings import IngestionSettings
 
 LONG_TEXT = 'x' * 1_000_000
 
@@ -132,7 +132,7 @@ def test_each_kept_row_is_cleaned_as_expected(hostile_run):
 def test_each_rejected_row_has_its_reason_source_and_line(hostile_run):
   _, output, _, train_path = hostile_run
   rejected = {(r['source'], r['record_number']): r for r in read_rejected(output)}
-  for (raw, outcome), line in zip(HOSTILE_CSV_ROWS, record_numbers()):
+  for (raw, outcome), line in zip(HOSTILE_CSV_ROWS, record_numbers(), strict=True):
     if outcome[0] == 'rejected':
       row = rejected[(train_path, line)]
       assert row['reason'] == outcome[1], raw

@@ -10,17 +10,16 @@ import sys
 import time
 
 import keras
-import keras_nlp
+import keras_hub
 import numpy as np
 import portpicker
 import pytest
 import tensorflow as tf
 
-from models import features, model as model_lib, strategy as strategy_lib
-from pipeline.config import REPO_ROOT, TrainingSettings, as_custom_config
-from tests import run_trainer
-from tests.conftest import MAX_SEQ_LENGTH, TEXTS, TINY_MODEL
-from tests.test_tensorboard import read_hparams
+from models import classifier, features, optimization, strategy as strategy_lib
+from models.settings import REPO_ROOT, TrainingSettings, as_custom_config
+from tests.helpers import (MAX_SEQ_LENGTH, TEXTS, TINY_MODEL, read_hparams,
+                           write_transformed_examples)
 
 # Per process, and for the whole cluster: a worker that waits for a peer forever fails the test.
 TIMEOUT_SECONDS = 300
@@ -31,7 +30,7 @@ def inputs(tiny_transform, tmp_path_factory):
   """(transform output dir, transformed examples dir) for tests/run_trainer.py."""
   transformed, output = tiny_transform
   examples_dir = str(tmp_path_factory.mktemp('distributed') / 'examples')
-  run_trainer.write_transformed_examples(transformed, examples_dir)
+  write_transformed_examples(transformed, examples_dir)
   return os.path.dirname(output.transform_savedmodel_dir), examples_dir
 
 
@@ -51,6 +50,7 @@ def assert_serves_raw_text(model_dir) -> None:
       'neg', 'pos'}
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_replicas_in_mixed_precision_and_exports(inputs, tmp_path):
   training = TrainingSettings(epochs=1, batch_size=8, distribution_strategy='mirrored',
                               mixed_precision='mixed_bfloat16')
@@ -72,6 +72,7 @@ def epoch_metrics(log: str) -> str:
   return re.sub(r'.*?(?= - accuracy:)| - examples_per_second: [\d.]+', '', line)
 
 
+@pytest.mark.slow
 def test_multi_worker_strategy_trains_two_workers_and_the_chief_exports(inputs, tmp_path):
   # TF_CONFIG lists two workers: `auto` picks MultiWorkerMirroredStrategy, worker 0 is the chief.
   cluster = {'worker': [f'localhost:{portpicker.pick_unused_port()}' for _ in range(2)]}
@@ -122,11 +123,11 @@ def test_mirrored_strategy_trains_one_step_per_execution():
 
 
 def test_mixed_precision_computes_in_16_bits_with_float32_weights_and_output():
-  with model_lib.dtype_policy('mixed_bfloat16'):
-    model = model_lib.build_model(50, MAX_SEQ_LENGTH, num_classes=2, settings=TINY_MODEL)
+  with optimization.dtype_policy('mixed_bfloat16'):
+    model = classifier.build_classifier(TINY_MODEL, 50, MAX_SEQ_LENGTH, num_classes=2)
   assert keras.mixed_precision.global_policy().name == 'float32'  # restored
   encoder = next(layer for layer in model.layers
-                 if isinstance(layer, keras_nlp.layers.TransformerEncoder))
+                 if isinstance(layer, keras_hub.layers.TransformerEncoder))
   assert encoder.compute_dtype == 'bfloat16' and encoder.variable_dtype == 'float32'
   probabilities = model({features.TOKEN_IDS_KEY: np.ones((2, MAX_SEQ_LENGTH), 'int64')})
   assert probabilities.dtype == 'float32'

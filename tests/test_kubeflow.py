@@ -16,7 +16,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
 from pipeline import kubeflow_v2_runner, schedule
-from pipeline.config import REPO_ROOT, CloudSettings, PipelineConfig
+from models.settings import REPO_ROOT
+from pipeline.config import CloudSettings, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 VERTEX = tfx.extensions.google_cloud_ai_platform

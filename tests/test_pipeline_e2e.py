@@ -10,20 +10,16 @@ import subprocess
 import sys
 
 import pytest
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from pipeline import local_runner, run_summary
-from pipeline.config import TuningSettings
-from tests.conftest import small_config
+from models.settings import TuningSettings
+from tests.helpers import CACHED_ON_RERUN, latest_executions, open_store, small_config
 
 COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
               'DataGate', 'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator',
               'Pusher')
-CACHED_ON_RERUN = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen',
-                   'ExampleValidator', 'DataGate', 'Transform', 'Trainer')
-
 # What the third run tunes: values that keep the weights' shapes (it also warm-starts).
 TUNING_SEARCH_SPACE = (('model.dropout', (0.0, 0.2)), ('training.learning_rate', (1e-3, 3e-3)))
 
@@ -38,22 +34,8 @@ print(json.dumps({key: value.numpy().tolist() for key, value in outputs.items()}
                  default=lambda b: b.decode()))
 '''
 
-
-def open_store(config) -> metadata_store.MetadataStore:
-  return metadata_store.MetadataStore(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
-
-
-def latest_executions(config):
-  """Node id -> its newest execution, from the run's ml-metadata store."""
-  store = open_store(config)
-  latest = {}
-  for context in store.get_contexts_by_type('node'):
-    node_id = context.name.split('.', 1)[1]
-    executions = store.get_executions_by_context(context.id)
-    if executions:
-      latest[node_id] = max(executions, key=lambda e: e.id)
-  return latest
+# Whole pipeline runs: minutes each (`pytest -m 'not slow'` skips them).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope='module')

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features
-from tests.conftest import MAX_SEQ_LENGTH
+from tests.helpers import MAX_SEQ_LENGTH
 
 def vocabulary(output: tft.TFTransformOutput):
   path = os.path.join(output.transform_savedmodel_dir, 'assets',

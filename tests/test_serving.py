@@ -31,9 +31,11 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_
 from tensorflow_serving.config import model_server_config_pb2
 
 from models import features
-from pipeline.config import PipelineConfig, REPO_ROOT
-from serving import client, warmup
-from tests.conftest import MAX_SEQ_LENGTH, TEXTS
+from models import warmup
+from models.settings import REPO_ROOT
+from pipeline.config import PipelineConfig
+from serving import client
+from tests.helpers import MAX_SEQ_LENGTH, TEXTS
 
 SERVING_DIR = os.path.join(REPO_ROOT, 'serving')
 CLASS_NAMES = {'neg', 'pos'}
@@ -191,7 +193,7 @@ def test_export_writes_warmup_requests_that_run_through_the_model(tiny_model_dir
 
 def test_predict_request_matches_the_signature(tiny_model_dir):
   texts = client.prepare_texts(['a great movie', '', NOT_UTF8])
-  request = client.predict_request(texts, 'text_classifier')
+  request = warmup.predict_request(texts, 'text_classifier')
   assert request.model_spec.name == 'text_classifier'
   assert_request_matches_signature(request, signature_def(tiny_model_dir))
   sent = tf.make_ndarray(request.inputs[features.TEXT_KEY])
@@ -216,7 +218,7 @@ def test_responses_of_real_outputs_parse(tiny_model_dir, serve_text):
 
   rest_body = json.loads(json.dumps({'predictions': [
       {features.PROBABILITIES_KEY: row.tolist(), features.PREDICTED_LABEL_KEY: label}
-      for row, label in zip(outputs[features.PROBABILITIES_KEY], labels)]}))
+      for row, label in zip(outputs[features.PROBABILITIES_KEY], labels, strict=True)]}))
   probabilities, parsed_labels = client.parse_rest_response(rest_body)
   np.testing.assert_allclose(probabilities, outputs[features.PROBABILITIES_KEY], rtol=1e-6)
   assert parsed_labels == labels
@@ -360,7 +362,7 @@ def rest_stand_in(serve_text, unavailable_answers: int):
         outputs = tf_serving_outputs(serve_text, [row['text'] for row in body['instances']])
         status, answer = 200, {'predictions': [
             {'probabilities': row.tolist(), 'label': label.decode()}
-            for row, label in zip(outputs['probabilities'], outputs['label'])]}
+            for row, label in zip(outputs['probabilities'], outputs['label'], strict=True)]}
       data = json.dumps(answer).encode()
       self.send_response(status)
       self.send_header('Content-Type', 'application/json')

@@ -10,21 +10,12 @@ import warnings
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from models import model as model_lib
-from pipeline.config import ModelSettings, TrainingSettings, as_custom_config
-from tests import run_trainer
+from models import trainer
+from models.settings import TrainingSettings, as_custom_config, resolve_training
+from tests.helpers import TINY_MODEL, read_hparams, read_run, write_transformed_examples
 
-TINY_MODEL = ModelSettings(embedding_dim=16, num_layers=1, num_heads=2, intermediate_dim=32)
-TRAINING = TrainingSettings(epochs=2, batch_size=8)
-
-
-def read_run(run_dir: str) -> event_accumulator.EventAccumulator:
-  """Every summary of one TensorBoard run (a directory of event files)."""
-  run = event_accumulator.EventAccumulator(run_dir, size_guidance={event_accumulator.TENSORS: 0})
-  run.Reload()
-  return run
+TRAINING = resolve_training(TINY_MODEL, TrainingSettings(epochs=2, batch_size=8))
 
 
 def tags_of_plugin(run: event_accumulator.EventAccumulator, plugin: str):
@@ -36,27 +27,20 @@ def values_by_step(run: event_accumulator.EventAccumulator, tag: str):
   return {event.step: tf.make_ndarray(event.tensor_proto) for event in run.Tensors(tag)}
 
 
-def read_hparams(log_dir: str) -> dict:
-  """The hyperparameters a run recorded for TensorBoard's HParams dashboard."""
-  content = read_run(log_dir).SummaryMetadata('_hparams_/session_start_info').plugin_data.content
-  hparams = hparams_metadata.parse_session_start_info_plugin_data(content).hparams
-  return {name: getattr(value, value.WhichOneof('kind')) for name, value in hparams.items()}
-
-
 @pytest.fixture(scope='module')
 def run(tiny_transform, tmp_path_factory):
   """(TensorBoard log dir, stdout, warning messages) of run_fn on the tiny data, in this process."""
   transformed, output = tiny_transform
   work_dir = str(tmp_path_factory.mktemp('tensorboard'))
   examples_dir = os.path.join(work_dir, 'examples')
-  run_trainer.write_transformed_examples(transformed, examples_dir)
-  fn_args = run_trainer.fn_args_for(
+  write_transformed_examples(transformed, examples_dir)
+  fn_args = trainer.local_fn_args(
       os.path.dirname(output.transform_savedmodel_dir), examples_dir, work_dir,
       {'model': as_custom_config(TINY_MODEL), 'training': as_custom_config(TRAINING)})
   stdout = io.StringIO()
   with contextlib.redirect_stdout(stdout), warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter('always')
-    model_lib.run_fn(fn_args)
+    trainer.run_fn(fn_args)
   return fn_args.model_run_dir, stdout.getvalue(), [str(warning.message) for warning in caught]
 
 

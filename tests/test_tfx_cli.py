@@ -8,15 +8,19 @@ import os
 import subprocess
 import sys
 
+import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.config import REPO_ROOT, PipelineConfig
-from tests.conftest import small_config
-from tests.test_pipeline_e2e import CACHED_ON_RERUN, latest_executions
+from models.settings import REPO_ROOT
+from pipeline.config import PipelineConfig
+from tests.helpers import CACHED_ON_RERUN, latest_executions, small_config
 
 TFX = os.path.join(os.path.dirname(sys.executable), 'tfx')
 PIPELINE_FILE = os.path.join('pipeline', 'local_runner.py')
 UP_TO_TRANSFORM = CACHED_ON_RERUN[:CACHED_ON_RERUN.index('Transform') + 1]
+
+# Whole pipeline runs: minutes each (`pytest -m 'not slow'` skips them).
+pytestmark = pytest.mark.slow
 
 
 def environment(config: PipelineConfig, home: str) -> dict:

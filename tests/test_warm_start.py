@@ -1,5 +1,6 @@
-"""Warm start from a previous export: same predictions from the same vocabulary, embeddings carried
-over by token when Transform relearned the vocabulary, and a clear error for another architecture."""
+"""Warm start from a previous export: same predictions from the same vocabulary, embeddings
+carried over by token when Transform relearned the vocabulary, and a clear error for another
+architecture."""
 
 import dataclasses
 
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features, model as model_lib, warm_start
-from tests.conftest import MAX_SEQ_LENGTH, TEXTS, TINY_MODEL
+from models import classifier, data, features, warm_start
+from tests.helpers import MAX_SEQ_LENGTH, TEXTS, TINY_MODEL
 
 
 def base_token_embeddings(model_dir: str) -> np.ndarray:
@@ -17,9 +18,11 @@ def base_token_embeddings(model_dir: str) -> np.ndarray:
 
 def test_warm_started_model_predicts_like_the_base_model(tiny_transform, tiny_model_dir):
   transformed, output = tiny_transform
-  vocabulary = model_lib.wordpiece_vocabulary(output)
-  model = model_lib.build_model(len(vocabulary), MAX_SEQ_LENGTH, 2, TINY_MODEL)
-  assert warm_start.initialize_from_base_model(model, tiny_model_dir, vocabulary) == len(vocabulary)
+  vocabulary = data.vocabulary(output)
+  model = classifier.build_classifier(TINY_MODEL, len(vocabulary), MAX_SEQ_LENGTH, 2)
+  copied = warm_start.initialize_from_base_model(
+      model, classifier.token_embeddings(model, TINY_MODEL), tiny_model_dir, vocabulary)
+  assert copied == len(vocabulary)
 
   token_ids = np.stack([row[features.TOKEN_IDS_KEY] for row in transformed[:len(TEXTS)]])
   probabilities = model({features.TOKEN_IDS_KEY: token_ids}, training=False)
@@ -30,14 +33,15 @@ def test_warm_started_model_predicts_like_the_base_model(tiny_transform, tiny_mo
 
 def test_relearned_vocabulary_keeps_embeddings_by_token(tiny_transform, tiny_model_dir):
   _, output = tiny_transform
-  base_vocabulary = model_lib.wordpiece_vocabulary(output)
+  base_vocabulary = data.vocabulary(output)
   # Another run's vocabulary: the same tokens in another order, one token gone, one new.
   vocabulary = [base_vocabulary[0]] + base_vocabulary[:1:-1] + ['##newtoken']
-  model = model_lib.build_model(len(vocabulary), MAX_SEQ_LENGTH, 2, TINY_MODEL)
-  embeddings = model.get_layer(features.EMBEDDING_LAYER).token_embedding.embeddings
+  model = classifier.build_classifier(TINY_MODEL, len(vocabulary), MAX_SEQ_LENGTH, 2)
+  embeddings = classifier.token_embeddings(model, TINY_MODEL)
   initial = embeddings.numpy()
 
-  copied = warm_start.initialize_from_base_model(model, tiny_model_dir, vocabulary)
+  copied = warm_start.initialize_from_base_model(
+      model, classifier.token_embeddings(model, TINY_MODEL), tiny_model_dir, vocabulary)
 
   assert copied == len(vocabulary) - 1
   base = base_token_embeddings(tiny_model_dir)
@@ -49,8 +53,9 @@ def test_relearned_vocabulary_keeps_embeddings_by_token(tiny_transform, tiny_mod
 
 def test_another_architecture_is_a_clear_error(tiny_transform, tiny_model_dir):
   _, output = tiny_transform
-  vocabulary = model_lib.wordpiece_vocabulary(output)
+  vocabulary = data.vocabulary(output)
   wider = dataclasses.replace(TINY_MODEL, intermediate_dim=64)
-  model = model_lib.build_model(len(vocabulary), MAX_SEQ_LENGTH, 2, wider)
+  model = classifier.build_classifier(wider, len(vocabulary), MAX_SEQ_LENGTH, 2)
   with pytest.raises(ValueError, match='same architecture'):
-    warm_start.initialize_from_base_model(model, tiny_model_dir, vocabulary)
+    warm_start.initialize_from_base_model(
+      model, classifier.token_embeddings(model, TINY_MODEL), tiny_model_dir, vocabulary)

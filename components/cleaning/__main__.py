@@ -19,7 +19,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.cleaning import readers, transforms
-from pipeline.config import IngestionSettings
+from models.settings import IngestionSettings
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
   defaults = IngestionSettings()
@@ -74,7 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    report_path, os.path.join(args.output, transforms.REJECTED_FILE))
   report = transforms.read_report(report_path)
   print(transforms.format_report(report))
-  print(f'Wrote {args.output}/examples, {report_path} and {args.output}/{transforms.REJECTED_FILE}.')
+  print(f'Wrote {args.output}/examples, {report_path} and '
+        f'{args.output}/{transforms.REJECTED_FILE}.')
   try:
     transforms.check_usable(report)
   except transforms.IngestionError as e:

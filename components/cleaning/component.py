@@ -21,7 +21,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import proto_utils
 
 from components.cleaning import readers, transforms
-from pipeline.config import IngestionSettings, as_custom_config, from_custom_config
+from models.settings import IngestionSettings, as_custom_config, from_custom_config
 
 EXAMPLES_KEY = 'examples'
 REPORT_KEY = 'cleaning_report'

@@ -15,7 +15,8 @@ from apache_beam.io.filesystems import FileSystems
 from components.cleaning.rules import RawRecord
 
 FORMATS = ('csv', 'tsv', 'jsonl')
-_EXTENSIONS = {'.csv': 'csv', '.tsv': 'tsv', '.jsonl': 'jsonl', '.json': 'jsonl', '.ndjson': 'jsonl'}
+_EXTENSIONS = {'.csv': 'csv', '.tsv': 'tsv', '.jsonl': 'jsonl', '.json': 'jsonl',
+               '.ndjson': 'jsonl'}
 _BOM = '\ufeff'
 
 # Long texts are a cleaning decision (truncate or reject), not a parse error.
@@ -157,4 +158,4 @@ def _read_delimited(path: str, split: str, lines: _Lines, input_format: str,
       yield RawRecord(path, first_line, split, raw, None,
                       f'expected {len(header)} fields, got {len(row)}')
     else:
-      yield RawRecord(path, first_line, split, raw, dict(zip(header, row)))
+      yield RawRecord(path, first_line, split, raw, dict(zip(header, row, strict=True)))

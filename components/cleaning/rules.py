@@ -8,7 +8,7 @@ import re
 import unicodedata
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from pipeline.config import IngestionSettings
+from models.settings import IngestionSettings
 
 # Rejection reason codes (stable: they key the cleaning report and rejected.jsonl).
 UNDECODABLE = 'undecodable'

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from components.cleaning import readers, rules
 from models import features
-from pipeline.config import IngestionSettings
+from models.settings import IngestionSettings
 
 SPLITS = ('train', 'eval')
 REPORT_FILE = 'cleaning_report.json'
@@ -48,7 +48,8 @@ def _to_example(candidate: rules.Candidate) -> bytes:
 
 def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
                  modified: Dict[str, int], examples: Dict[str, List[dict]]) -> dict:
-  """The cleaning report; raises IngestionError when rows are unaccounted for or a split is empty."""
+  """The cleaning report; raises IngestionError when rows are unaccounted for or a split is
+  empty."""
   report = {
       'read': read,
       'kept': {split: kept.get(split, 0) for split in SPLITS},

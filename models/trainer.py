@@ -1,0 +1,211 @@
+"""The TFX Trainer entry point `run_fn`, and the set-up it shares with the Tuner's `tuner_fn`:
+settings, strategy, Transform output, datasets and a compiled model."""
+
+import dataclasses
+import os
+import time
+from typing import Dict, List, Optional, Tuple, Union
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+from tensorboard.plugins.hparams import api as hparams_api
+from tfx import v1 as tfx
+from tfx.components.util import tfxio_utils
+from tfx.types import standard_artifacts
+
+from models import classifier, data, export, optimization, strategy as strategy_lib, warm_start
+from models.settings import (ModelSettings, TrainingSettings, as_custom_config,
+                             from_custom_config, resolve_training, tuned_settings)
+
+
+@dataclasses.dataclass
+class TrainingSetup:
+  """What training needs, read once from the Trainer's (or Tuner's) FnArgs."""
+  fn_args: tfx.components.FnArgs
+  model_settings: ModelSettings
+  training: TrainingSettings  # resolved: no field left at None
+  strategy: tf.distribute.Strategy
+  transform_output: tft.TFTransformOutput
+  classes: List[str]
+  vocabulary: List[str]
+  max_seq_length: int
+
+  @property
+  def num_replicas(self) -> int:
+    return self.strategy.num_replicas_in_sync
+
+  @property
+  def global_batch_size(self) -> int:
+    return self.training.batch_size * self.num_replicas
+
+  def dataset(self, files: List[str], for_training: bool, holdout_percent: int = 0,
+              held_out: bool = False) -> Tuple[tf.data.Dataset, int, int]:
+    """(batches of ({token_ids}, label_id), batches, examples) over `files`, one pass."""
+    return data.with_known_length(data.make_dataset(
+        files, self.fn_args.data_accessor, self.transform_output, self.global_batch_size,
+        for_training=for_training, settings=self.training, holdout_percent=holdout_percent,
+        held_out=held_out))
+
+  def compiled_model(self, model_settings: ModelSettings, training: TrainingSettings,
+                     total_steps: int, base_model: Optional[str] = None) -> keras.Model:
+    """A new classifier in the strategy's scope, from `base_model`'s weights if given, compiled
+    for `total_steps` optimizer steps."""
+    with self.strategy.scope(), optimization.dtype_policy(training.mixed_precision):
+      model = classifier.build_classifier(model_settings, len(self.vocabulary),
+                                          self.max_seq_length, len(self.classes))
+      if base_model:
+        warm_start.initialize_from_base_model(
+            model, classifier.token_embeddings(model, model_settings), base_model,
+            self.vocabulary)
+      optimization.compile_model(model, total_steps, training, self.num_replicas)
+    return model
+
+
+def prepare(fn_args: tfx.components.FnArgs) -> TrainingSetup:
+  custom_config = fn_args.custom_config or {}
+  model_settings = from_custom_config(ModelSettings, custom_config.get('model'))
+  training = from_custom_config(TrainingSettings, custom_config.get('training'))
+  if fn_args.hyperparameters:  # the Tuner's best trial
+    logging.info('Tuned settings: %s', fn_args.hyperparameters)
+    model_settings, training = tuned_settings(fn_args.hyperparameters, model_settings, training)
+  training = resolve_training(model_settings, training)
+  # First: MultiWorkerMirroredStrategy must be created before TensorFlow runs anything.
+  strategy = strategy_lib.create_strategy(training.distribution_strategy, training.tpu_address)
+  keras.utils.set_random_seed(training.seed)
+  transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+  return TrainingSetup(
+      fn_args=fn_args, model_settings=model_settings, training=training, strategy=strategy,
+      transform_output=transform_output, classes=data.label_names(transform_output),
+      vocabulary=data.vocabulary(transform_output),
+      max_seq_length=data.max_seq_length(transform_output))
+
+
+def evaluation_rounds(steps_per_epoch: int, training: TrainingSettings) -> Tuple[int, int]:
+  """(steps per evaluation round, rounds): `epochs` passes over the data, cut to `max_steps`,
+  evaluated every `steps_per_evaluation` steps (or once an epoch); whole rounds only, so the steps
+  trained never exceed the budget."""
+  total = steps_per_epoch * training.epochs
+  if training.max_steps:
+    total = min(total, training.max_steps)
+  per_round = min(training.steps_per_evaluation or steps_per_epoch, total)
+  return per_round, max(total // per_round, 1)
+
+
+class Throughput(keras.callbacks.Callback):
+  """Adds `examples_per_second` of each round's training steps (validation excluded; the first
+  round includes tracing) to the epoch logs, so the progress line and TensorBoard show it."""
+
+  def __init__(self, examples_per_round: float):
+    super().__init__()
+    self._examples_per_round = examples_per_round
+    self._started = 0.0
+    self._training_seconds = None
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._started = time.perf_counter()
+    self._training_seconds = None
+
+  def on_test_begin(self, logs=None):
+    # Validation runs at the end of the epoch, after all its training steps.
+    if self._training_seconds is None:
+      self._training_seconds = time.perf_counter() - self._started
+
+  def on_epoch_end(self, epoch, logs=None):
+    seconds = self._training_seconds or time.perf_counter() - self._started
+    logs['examples_per_second'] = self._examples_per_round / seconds
+
+
+HParamValue = Union[bool, int, float, str]
+
+
+def write_hparams(log_dir: str, hparams: Dict[str, HParamValue]) -> None:
+  """Records the run's hyperparameters for TensorBoard's HParams dashboard; its metrics are the
+  epoch scalars the TensorBoard callback writes to the train/ and validation/ runs below."""
+  with tf.summary.create_file_writer(log_dir).as_default():
+    hparams_api.hparams(hparams)
+
+
+def run_hparams(model_settings: ModelSettings, training: TrainingSettings,
+                num_replicas: int) -> Dict[str, HParamValue]:
+  """The settings of a run, flattened, plus what follows from the strategy."""
+  values = {f'{group}.{name}': value
+            for group, settings in (('model', model_settings), ('training', training))
+            for name, value in as_custom_config(settings).items()}
+  # HParams values are bool, int, float or str.
+  values = {name: value if isinstance(value, (bool, int, float, str)) else str(value)
+            for name, value in values.items()}
+  values.update({
+      'replicas': num_replicas,
+      'global_batch_size': training.batch_size * num_replicas,
+      'peak_learning_rate': strategy_lib.scaled_learning_rate(
+          training.learning_rate, num_replicas, training.learning_rate_scaling),
+  })
+  return values
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  """TFX Trainer entry point: trains under the configured strategy and exports for serving."""
+  setup = prepare(fn_args)
+  training = setup.training
+  train_dataset, steps_per_epoch, examples_per_epoch = setup.dataset(fn_args.train_files,
+                                                                     for_training=True)
+  eval_dataset, _, _ = setup.dataset(fn_args.eval_files, for_training=False)
+  steps_per_round, rounds = evaluation_rounds(steps_per_epoch, training)
+  if steps_per_round != steps_per_epoch:  # rounds do not follow passes over the data
+    train_dataset = train_dataset.repeat()
+  logging.info('Training %d rounds of %d steps (global batch %d on %d replicas), classes %s.',
+               rounds, steps_per_round, setup.global_batch_size, setup.num_replicas,
+               setup.classes)
+  model = setup.compiled_model(setup.model_settings, training, steps_per_round * rounds,
+                               base_model=fn_args.base_model)
+
+  # Throughput first: the callbacks after it see its entry in the epoch logs.
+  callbacks = [
+      Throughput(examples_per_epoch * steps_per_round / steps_per_epoch),
+      keras.callbacks.EarlyStopping(monitor='val_accuracy', mode='max',
+                                    patience=training.early_stopping_patience,
+                                    restore_best_weights=True)]
+  if strategy_lib.is_chief():
+    write_hparams(fn_args.model_run_dir,
+                  run_hparams(setup.model_settings, training, setup.num_replicas))
+    # Scalars (loss, accuracy, learning rate, examples/s) and weight histograms, every round.
+    callbacks.append(keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
+                                                 histogram_freq=1, update_freq='epoch'))
+  class_weight = (data.balanced_class_weights(train_dataset.take(steps_per_epoch),
+                                              len(setup.classes))
+                  if training.balance_classes else None)
+  if class_weight:
+    logging.info('Class weights: %s', class_weight)
+  # The dataset shuffles itself (fit's `shuffle` only applies to arrays).
+  model.fit(train_dataset, epochs=rounds, steps_per_epoch=steps_per_round,
+            validation_data=eval_dataset, validation_steps=fn_args.eval_steps or None,
+            callbacks=callbacks, verbose=2, shuffle=False, class_weight=class_weight)
+
+  # Only the chief exports: the export reads the model's variables, which are mirrored (the same
+  # on every worker), so unlike tf.keras' model.save it runs no collective ops that would need the
+  # other workers to save a copy too.
+  if strategy_lib.is_chief():
+    export.export_serving_model(model, setup.transform_output, setup.classes,
+                                fn_args.serving_model_dir)
+  strategy_lib.wait_for_other_workers(strategy=setup.strategy)
+
+
+def local_fn_args(transform_graph_path: str, examples_dir: str, work_dir: str,
+                  custom_config: dict) -> tfx.components.FnArgs:
+  """What the TFX Trainer hands `run_fn` for Transform's examples in `examples_dir` (Split-train,
+  Split-eval), to train outside a pipeline (benchmarks, tests). The model lands in
+  work_dir/serving, the TensorBoard logs in work_dir/logs."""
+  examples = standard_artifacts.Examples()
+  examples.uri = examples_dir
+  return tfx.components.FnArgs(
+      train_files=[os.path.join(examples_dir, 'Split-train', '*')],
+      eval_files=[os.path.join(examples_dir, 'Split-eval', '*')],
+      transform_graph_path=transform_graph_path,
+      data_accessor=tfx.components.DataAccessor(
+          tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+          record_batch_factory=None, data_view_decode_fn=None),
+      serving_model_dir=os.path.join(work_dir, 'serving'),
+      model_run_dir=os.path.join(work_dir, 'logs'),
+      custom_config=custom_config)

@@ -93,6 +93,16 @@ def evaluation_rounds(steps_per_epoch: int, training: TrainingSettings) -> Tuple
   return per_round, max(total // per_round, 1)
 
 
+def in_rounds(train_dataset: tf.data.Dataset, steps_per_epoch: int,
+              training: TrainingSettings) -> Tuple[tf.data.Dataset, int, int]:
+  """(the training data for `fit`, steps per round, rounds) of `evaluation_rounds`: repeated when
+  rounds do not follow passes over the data."""
+  steps_per_round, rounds = evaluation_rounds(steps_per_epoch, training)
+  if steps_per_round != steps_per_epoch:
+    train_dataset = train_dataset.repeat()
+  return train_dataset, steps_per_round, rounds
+
+
 class Throughput(keras.callbacks.Callback):
   """Adds `examples_per_second` of each round's training steps (validation excluded; the first
   round includes tracing) to the epoch logs, so the progress line and TensorBoard show it."""
@@ -152,9 +162,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   train_dataset, steps_per_epoch, examples_per_epoch = setup.dataset(fn_args.train_files,
                                                                      for_training=True)
   eval_dataset, _, _ = setup.dataset(fn_args.eval_files, for_training=False)
-  steps_per_round, rounds = evaluation_rounds(steps_per_epoch, training)
-  if steps_per_round != steps_per_epoch:  # rounds do not follow passes over the data
-    train_dataset = train_dataset.repeat()
+  train_dataset, steps_per_round, rounds = in_rounds(train_dataset, steps_per_epoch, training)
   logging.info('Training %d rounds of %d steps (global batch %d on %d replicas), classes %s.',
                rounds, steps_per_round, setup.global_batch_size, setup.num_replicas,
                setup.classes)

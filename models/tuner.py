@@ -1,10 +1,13 @@
 """The TFX Tuner entry point `tuner_fn`: a KerasTuner random search over `TuningSettings`.
 
 Each trial builds and compiles the Trainer's model with the trial's values and trains it for a few
-epochs on the training split minus a held-out share, which scores the trial. The eval split is
+epochs (within the Trainer's step budget) on the training split minus a held-out share, which
+scores the trial. The eval split is
 left alone: it judges the final model (early stopping, Evaluator), and tuning on it would make that
 judgement optimistic. The Trainer reads the best values (`trainer.prepare` → `tuned_settings`).
 """
+
+import dataclasses
 
 import keras_tuner
 from tfx import v1 as tfx
@@ -26,6 +29,10 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
   tuning = from_custom_config(TuningSettings, (fn_args.custom_config or {}).get('tuning'))
   train_dataset, steps_per_epoch, _ = setup.dataset(
       fn_args.train_files, for_training=True, holdout_percent=tuning.holdout_percent)
+  # A trial trains epochs_per_trial epochs within the same step budget as the Trainer.
+  train_dataset, steps_per_round, rounds = trainer.in_rounds(
+      train_dataset, steps_per_epoch,
+      dataclasses.replace(setup.training, epochs=tuning.epochs_per_trial))
   holdout_dataset, _, _ = setup.dataset(
       fn_args.train_files, for_training=False, holdout_percent=tuning.holdout_percent,
       held_out=True)
@@ -34,7 +41,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     trial_model, trial_training = tuned_settings(hyperparameters.values, setup.model_settings,
                                                  setup.training)
     return setup.compiled_model(trial_model, resolve_training(trial_model, trial_training),
-                                steps_per_epoch * tuning.epochs_per_trial)
+                                steps_per_round * rounds)
 
   tuner = keras_tuner.RandomSearch(
       hypermodel=build_trial_model,
@@ -48,5 +55,5 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
       overwrite=True)
   return tfx.components.TunerFnResult(
       tuner=tuner,
-      fit_kwargs={'x': train_dataset, 'validation_data': holdout_dataset,
-                  'epochs': tuning.epochs_per_trial, 'verbose': 2})
+      fit_kwargs={'x': train_dataset, 'validation_data': holdout_dataset, 'epochs': rounds,
+                  'steps_per_epoch': steps_per_round, 'verbose': 2})

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from models import classifier, features, optimization, strategy as strategy_lib
-from models.settings import REPO_ROOT, TrainingSettings, as_custom_config
+from models.settings import REPO_ROOT, TrainingSettings, as_custom_config, resolve_training
 from tests.helpers import (MAX_SEQ_LENGTH, TEXTS, TINY_MODEL, read_hparams,
                            write_transformed_examples)
 
@@ -52,8 +52,8 @@ def assert_serves_raw_text(model_dir) -> None:
 
 @pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_replicas_in_mixed_precision_and_exports(inputs, tmp_path):
-  training = TrainingSettings(epochs=1, batch_size=8, distribution_strategy='mirrored',
-                              mixed_precision='mixed_bfloat16')
+  training = resolve_training(TINY_MODEL, TrainingSettings(
+      epochs=1, batch_size=8, distribution_strategy='mirrored', mixed_precision='mixed_bfloat16'))
   result = subprocess.run(trainer_command(inputs, tmp_path, training, '--logical-cpus', '2'),
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
   assert result.returncode == 0, result.stderr[-5000:]
@@ -76,7 +76,7 @@ def epoch_metrics(log: str) -> str:
 def test_multi_worker_strategy_trains_two_workers_and_the_chief_exports(inputs, tmp_path):
   # TF_CONFIG lists two workers: `auto` picks MultiWorkerMirroredStrategy, worker 0 is the chief.
   cluster = {'worker': [f'localhost:{portpicker.pick_unused_port()}' for _ in range(2)]}
-  training = TrainingSettings(epochs=1, batch_size=8)
+  training = resolve_training(TINY_MODEL, TrainingSettings(epochs=1, batch_size=8))
   workers, logs = [], []
   for index in range(2):
     tf_config = {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}

@@ -49,6 +49,9 @@ class IngestionSettings:
   replacements: Tuple[Tuple[str, str], ...] = (('-lrb-', '('), ('-rrb-', ')'))
   max_text_chars: int = 5000
   truncate_long_text: bool = True  # False: reject texts longer than max_text_chars
+  # A compressed input that ends early, fails its CRC or cannot be decompressed fails the run,
+  # naming the file. True: leave such files out whole (listed in the report's rejected_files).
+  reject_corrupt_files: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ out then), and `tfx run create --engine local --pipeline_name text_classifier` r
 """
 
 import argparse
+import datetime
 import os
 import sys
 import time
@@ -32,6 +33,26 @@ def build(config):
           config.metadata_path))
 
 
+def runner(run_id: str):
+  """A LocalDagRunner that gives its run the id `run_id`: the name of the run's `pipeline_run`
+  context in ml-metadata, by which the summary finds this run's executions."""
+  # pylint: disable=import-outside-toplevel
+  from tfx.dsl.compiler import constants
+  from tfx.orchestration.local import local_dag_runner
+  from tfx.orchestration.portable import runtime_parameter_utils
+
+  class NamedRunLocalDagRunner(local_dag_runner.LocalDagRunner):
+    # LocalDagRunner makes up the run id itself (the time) and does not tell it. Binding it first
+    # leaves its own substitution nothing to replace. run() is inherited, so the TFX CLI's patch
+    # of LocalDagRunner.run still applies.
+    def run_with_ir(self, pipeline, run_options=None):
+      runtime_parameter_utils.substitute_runtime_parameter(
+          pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+      return super().run_with_ir(pipeline, run_options=run_options)
+
+  return NamedRunLocalDagRunner()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog='python -m pipeline.local_runner',
@@ -48,7 +69,6 @@ def main(argv=None) -> None:
   args = parse_args(argv)
   if not args.verbose:
     progress.silence_before_imports()
-  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
   from pipeline import run_summary  # pylint: disable=import-outside-toplevel
   from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
 
@@ -57,10 +77,12 @@ def main(argv=None) -> None:
   if not args.verbose:
     progress.quiet_logging(total_components=len(pipeline.components))
   started = time.time()
-  tfx.orchestration.LocalDagRunner().run(pipeline)
+  run_id = datetime.datetime.now().isoformat()  # as LocalDagRunner would name it
+  runner(run_id).run(pipeline)
   # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.
-  if run_summary.ran_since(config, started):
-    print(run_summary.format_summary(run_summary.latest_run(config), time.time() - started))
+  summary = run_summary.summarize_run(config, run_id)
+  if summary is not None:
+    print(run_summary.format_summary(summary, time.time() - started))
 
 
 if __name__ == '__main__':

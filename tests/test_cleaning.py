@@ -2,16 +2,21 @@
 command runs the same transforms as the TFX component). Every case has a precise outcome, and
 every run accounts for every row: read == kept + rejected."""
 
+import bz2
 import glob
 import gzip
+import hashlib
 import json
+import lzma
 import os
+import re
 
+import apache_beam as beam
 import pytest
 import tensorflow as tf
 
 from components.cleaning import __main__ as cleaning_cli
-from components.cleaning import rules, transforms
+from components.cleaning import readers, rules, transforms
 from models.settings import IngestionSettings
 
 LONG_TEXT = 'x' * 1_000_000
@@ -66,6 +71,19 @@ def run_cli(tmp_path, *args):
   report_path = os.path.join(output, transforms.REPORT_FILE)
   report = transforms.read_report(report_path) if os.path.exists(report_path) else None
   return code, output, report
+
+
+def run_ingestion(tmp_path, input_files, settings):
+  """The report of the ingestion as the component's executor runs it: the header check, then
+  transforms.run in a Beam pipeline."""
+  for paths in input_files.values():
+    readers.check_headers(paths, settings)
+  output = tmp_path / 'out'
+  report_path = str(output / transforms.REPORT_FILE)
+  with beam.Pipeline() as pipeline:
+    transforms.run(pipeline, input_files, settings, str(output / 'examples'), report_path,
+                   str(output / transforms.REJECTED_FILE))
+  return transforms.read_report(report_path)
 
 
 def read_examples(output, split):
@@ -241,3 +259,140 @@ def test_hash_split_is_deterministic_and_near_the_ratio():
 def test_broken_invariant_fails_loudly():
   with pytest.raises(transforms.IngestionError, match='unaccounted'):
     transforms.build_report(10, {'train': 5}, {rules.DUPLICATE: 4}, {}, {})
+
+
+# Corrupt compressed inputs: never read in part.
+
+
+def csv_rows(start, count):
+  """Distinct texts that compress poorly, so that half a gzip still holds complete rows."""
+  return ''.join(f'review {i} {hashlib.sha256(str(i).encode()).hexdigest()},{i % 2}\n'
+                 for i in range(start, start + count)).encode()
+
+
+CSV_ROWS = 2000
+PLAIN_CSV = b'text,label\n' + csv_rows(0, CSV_ROWS)
+GZIP_CSV = gzip.compress(PLAIN_CSV, mtime=0)
+
+
+def flip_byte(data, index):
+  flipped = bytearray(data)
+  flipped[index] ^= 0xff
+  return bytes(flipped)
+
+
+# (file name, bytes, what find_corruption says). GZIP_CSV is 82 KB; its first ~1,000 rows are
+# whole in its first half, which Beam's reader took for the whole file.
+CORRUPT_FILES = [
+    pytest.param('cut.csv.gz', GZIP_CSV[:len(GZIP_CSV) // 2], 'ends early', id='cut'),
+    pytest.param('crc.csv.gz', flip_byte(GZIP_CSV, -8), 'CRC check failed', id='crc'),
+    pytest.param('length.csv.gz', flip_byte(GZIP_CSV, -1), 'Incorrect length', id='length'),
+    pytest.param('deflate.csv.gz', flip_byte(GZIP_CSV, 10), 'Error -3 while decompressing',
+                 id='bad-deflate-data'),
+    pytest.param('garbage.csv.gz', GZIP_CSV + b'garbage', 'Not a gzipped file',
+                 id='trailing-garbage'),
+    pytest.param('plain.csv.gz', PLAIN_CSV, 'Not a gzipped file', id='not-gzip'),
+    pytest.param('cut.csv.bz2', bz2.compress(PLAIN_CSV)[:20_000], 'ends early', id='cut-bz2'),
+    pytest.param('cut.csv.xz', lzma.compress(PLAIN_CSV)[:20_000], 'ends early', id='cut-xz'),
+]
+
+
+@pytest.mark.parametrize('name, content, detail', CORRUPT_FILES)
+def test_corrupt_compressed_file_is_never_read_in_part(tmp_path, name, content, detail):
+  path = str(tmp_path / name)
+  with open(path, 'wb') as f:
+    f.write(content)
+  assert re.search(detail, readers.find_corruption(path))
+  # Read without the check, it raises, naming the file, rather than yield fewer rows.
+  with pytest.raises(readers.CorruptFileError, match=re.escape(path)):
+    list(readers.read_records(path, 'train', 'csv', ('text',), 'label'))
+  # Left to the pipeline, which lists every corrupt file.
+  readers.check_headers([path], IngestionSettings(text_columns=('text',), input_format='csv'))
+
+
+def test_zero_byte_gzip_is_a_cut_one(tmp_path):
+  # Python reads it as empty; gzip(1) as cut: even empty data compresses to 20 bytes.
+  path = tmp_path / 'empty.csv.gz'
+  path.write_bytes(b'')
+  assert 'ends early' in readers.find_corruption(str(path))
+
+
+@pytest.mark.parametrize('content', [
+    pytest.param(GZIP_CSV + gzip.compress(csv_rows(CSV_ROWS, 10)), id='two-members'),
+    pytest.param(GZIP_CSV + bytes(100), id='trailing-zero-padding'),
+    pytest.param(gzip.compress(b'text,label\n'), id='header-only'),
+])
+def test_whole_gzip_variants_are_read_whole(tmp_path, content):
+  path = str(tmp_path / 'input.csv.gz')
+  with open(path, 'wb') as f:
+    f.write(content)
+  assert readers.find_corruption(path) == ''
+  records = list(readers.read_records(path, 'train', 'csv', ('text',), 'label'))
+  assert len(records) == len(gzip.decompress(content).splitlines()) - 1
+  assert all(record.fields for record in records)
+
+
+def test_io_errors_are_not_taken_for_corrupt_files(tmp_path):
+  path = tmp_path / 'a_directory.csv.gz'
+  path.mkdir()
+  with pytest.raises(IsADirectoryError):
+    readers.find_corruption(str(path))
+
+
+def test_cut_gzip_fails_the_component_run_naming_the_file(tmp_path):
+  whole, cut = str(tmp_path / 'whole.csv.gz'), str(tmp_path / 'train.csv.gz')
+  with open(whole, 'wb') as f:
+    f.write(gzip.compress(b'text,label\n' + csv_rows(CSV_ROWS, 100)))
+  with open(cut, 'wb') as f:
+    f.write(GZIP_CSV[:len(GZIP_CSV) // 2])
+  report = run_ingestion(tmp_path, {'': [whole, cut]}, IngestionSettings(text_columns=('text',)))
+  assert report['read'] == 100  # none of the cut file's rows
+  assert_accounted(report)
+  with pytest.raises(transforms.IngestionError, match=re.escape(cut) + '.*ends early'):
+    transforms.check_usable(report)
+  assert [f['source'] for f in report['corrupt_files']] == [cut]
+
+
+@pytest.mark.parametrize('content, detail, beam_args', [
+    pytest.param(GZIP_CSV[:len(GZIP_CSV) // 2], 'ends early', [], id='cut'),
+    # The corrupt file is reported as data, not raised in a worker: the same on every runner.
+    pytest.param(GZIP_CSV[:len(GZIP_CSV) // 2], 'ends early',
+                 ['--beam-arg=--direct_running_mode=multi_processing',
+                  '--beam-arg=--direct_num_workers=2'], id='cut-multi-processing'),
+    pytest.param(flip_byte(GZIP_CSV, -8), 'CRC check failed', [], id='crc'),
+    pytest.param(PLAIN_CSV, 'Not a gzipped file', [], id='not-gzip'),
+])
+def test_corrupt_gzip_fails_the_preview_naming_the_file(tmp_path, capsys, content, detail,
+                                                        beam_args):
+  path = tmp_path / 'train.csv.gz'
+  path.write_bytes(content)
+  code, _, report = run_cli(tmp_path, '--input', str(path), '--text-column', 'text', *beam_args)
+  assert code == 1
+  error = capsys.readouterr().err
+  assert re.search(re.escape(str(path)) + '.*' + detail, error), error
+  assert report['read'] == 0
+
+
+def test_opt_in_rejects_corrupt_files_whole_and_lists_them(tmp_path):
+  contents = {'whole.csv.gz': gzip.compress(b'text,label\n' + csv_rows(CSV_ROWS, 100)),
+              'cut.csv.gz': GZIP_CSV[:len(GZIP_CSV) // 2],
+              'crc.csv.gz': flip_byte(GZIP_CSV, -8)}
+  paths = {name: str(tmp_path / name) for name in contents}
+  for name, content in contents.items():
+    with open(paths[name], 'wb') as f:
+      f.write(content)
+  report = run_ingestion(tmp_path, {'': sorted(paths.values())},
+                         IngestionSettings(text_columns=('text',), reject_corrupt_files=True))
+
+  assert report['read'] == 100 and report['kept_total'] == 100  # the whole file's rows only
+  assert_accounted(report)
+  assert report['corrupt_files'] == []
+  rejected_files = report['rejected_files'][readers.CORRUPT_FILE]
+  assert [(f['source'], f['split']) for f in rejected_files] == [
+      (paths['crc.csv.gz'], ''), (paths['cut.csv.gz'], '')]
+  assert 'CRC check failed' in rejected_files[0]['detail']
+  assert 'ends early' in rejected_files[1]['detail']
+  transforms.check_usable(report)  # the run goes on without them
+  summary = transforms.format_report(report)
+  assert f"rejected file (corrupt_file): {paths['cut.csv.gz']}" in summary
+  assert read_rejected(tmp_path / 'out') == []  # files are not rows

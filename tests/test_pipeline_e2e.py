@@ -67,7 +67,7 @@ def test_every_component_executes(runs):
 
 def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
   config, _, _, _ = runs
-  summary = run_summary.latest_run(config)
+  summary = run_summary.summarize_run(config)
   assert summary.blessed is True
   assert summary.pushed_to and summary.pushed_to.startswith(config.push_destination)
   versions = os.listdir(config.push_destination)
@@ -84,7 +84,7 @@ def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
 
 def test_summary_reports_metrics_and_tensorboard(runs):
   config, _, _, _ = runs
-  summary = run_summary.latest_run(config)
+  summary = run_summary.summarize_run(config)
   assert summary.cleaning['read'] == 3200
   overall = summary.metrics['overall']
   assert overall['example_count'] == 200

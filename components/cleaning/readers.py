@@ -2,11 +2,20 @@
 
 Bytes are decoded as UTF-8 with errors='surrogateescape', so a record with invalid bytes is still
 read and can be rejected (or repaired) by the cleaning rules instead of failing the whole file.
+
+A compressed file that ends early, fails its CRC or cannot be decompressed is never read in part:
+`find_corruption` says why before any of its records are read, and reading it raises
+CorruptFileError naming the file.
 """
 
+import bz2
+import contextlib
 import csv
+import gzip
 import json
+import lzma
 import sys
+import zlib
 from typing import Iterator, List, Sequence
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -18,6 +27,18 @@ FORMATS = ('csv', 'tsv', 'jsonl')
 _EXTENSIONS = {'.csv': 'csv', '.tsv': 'tsv', '.jsonl': 'jsonl', '.json': 'jsonl',
                '.ndjson': 'jsonl'}
 _BOM = '\ufeff'
+# The report's reason for a whole file left out (reject_corrupt_files).
+CORRUPT_FILE = 'corrupt_file'
+# Python's readers, not Beam's CompressedFile: Beam stops quietly where the data stops, so a cut
+# file reads as a whole, shorter one; these raise EOFError. GzipFile also checks each member's
+# CRC and length, reads concatenated members (`cat a.gz b.gz`), skips trailing zero padding and
+# rejects any other trailing bytes.
+_DECOMPRESSORS = {
+    CompressionTypes.GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode='rb'),
+    CompressionTypes.BZIP2: bz2.BZ2File,
+    CompressionTypes.LZMA: lzma.LZMAFile,
+}
+_CHUNK_BYTES = 1 << 20
 
 # Long texts are a cleaning decision (truncate or reject), not a parse error.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -25,6 +46,15 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 class InputError(ValueError):
   """An input that cannot be used at all (missing file, no such column, unknown format)."""
+
+
+class CorruptFileError(InputError):
+  """A compressed input that ends early, fails its integrity check or cannot be decompressed."""
+
+  def __init__(self, message: str, detail: str = ''):
+    # Only the message is in args: Beam re-raises a worker's error as type(e)(args[0] + step).
+    super().__init__(message)
+    self.detail = detail  # what is wrong, without the path
 
 
 def detect_format(path: str, configured: str = '') -> str:
@@ -57,11 +87,79 @@ def check_headers(paths: Sequence[str], settings) -> None:
     input_format = detect_format(path, settings.input_format)
     if input_format == 'jsonl':
       continue
-    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as binary_file:
-      lines = _Lines(binary_file)
-      header = next(_csv_reader(lines, input_format), None)
+    try:
+      with open_checked(path) as binary_file:
+        header = next(_csv_reader(_Lines(binary_file), input_format), None)
+    except CorruptFileError:
+      continue  # the pipeline reports it, with every other corrupt file
     if header is not None:
       _check_columns(path, header, settings.text_columns, settings.label_column)
+
+
+def _corruption(error: BaseException) -> str:
+  """What a decompression error says is wrong with the file; '' for an I/O error."""
+  if isinstance(error, EOFError):
+    return f'ends early, cut off ({error})'
+  # GzipFile's and BZ2File's format errors are OSErrors without an errno; one with an errno is a
+  # real I/O error (permissions, a lost mount): not the file's fault, so not a reason to reject it.
+  if isinstance(error, OSError) and error.errno is not None:
+    return ''
+  return f'cannot be decompressed: {error}'
+
+
+@contextlib.contextmanager
+def _naming_corruption(path: str) -> Iterator[None]:
+  """Turns a decompression error in the block into a CorruptFileError naming the file."""
+  try:
+    yield
+  except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+    detail = _corruption(e)
+    if not detail:
+      raise
+    raise CorruptFileError(f'{path}: {detail}', detail) from e
+
+
+@contextlib.contextmanager
+def open_checked(path: str) -> Iterator:
+  """Opens a file as FileSystems.open does, decompressing by extension; a decompression error
+  while it is read raises CorruptFileError."""
+  compression = CompressionTypes.detect_compression_type(path)
+  if compression == CompressionTypes.UNCOMPRESSED:
+    with FileSystems.open(path, compression_type=compression) as binary_file:
+      yield binary_file
+    return
+  with _naming_corruption(path), contextlib.ExitStack() as stack:
+    if compression in _DECOMPRESSORS:
+      raw = stack.enter_context(
+          FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED))
+      yield stack.enter_context(_DECOMPRESSORS[compression](raw))
+    else:
+      # A compression Python has no reader for (.zst, .deflate): Beam's, unchecked for cuts.
+      yield stack.enter_context(FileSystems.open(path, compression_type=compression))
+
+
+def find_corruption(path: str) -> str:
+  """Why a compressed file cannot be read whole, or '' if it can (or is not compressed, or is
+  .zst or .deflate, which are not checked).
+
+  Decompresses the whole file, so that it is judged before any of its records is used.
+  """
+  compression = CompressionTypes.detect_compression_type(path)
+  if compression not in _DECOMPRESSORS:
+    return ''
+  try:
+    with (_naming_corruption(path),
+          FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
+          _DECOMPRESSORS[compression](raw) as binary_file):
+      while binary_file.read(_CHUNK_BYTES):
+        pass
+      # GzipFile takes 0 bytes for an empty file; gzip(1) for a cut one, as even empty data
+      # compresses to a header and a trailer.
+      if raw.tell() == 0:
+        return 'ends early, cut off (0 bytes, not even a header)'
+  except CorruptFileError as e:
+    return e.detail
+  return ''
 
 
 def _check_columns(path: str, header: List[str], text_columns: Sequence[str],
@@ -107,8 +205,10 @@ class _Lines:
 
 def read_records(path: str, split: str, input_format: str, text_columns: Sequence[str],
                  label_column: str) -> Iterator[RawRecord]:
+  """The file's records; raises CorruptFileError if it turns out to be corrupt (callers that must
+  not use part of a file check it with find_corruption first)."""
   input_format = detect_format(path, input_format)
-  with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as binary_file:
+  with open_checked(path) as binary_file:
     lines = _Lines(binary_file)
     if input_format == 'jsonl':
       yield from _read_jsonl(path, split, lines)

@@ -3,14 +3,22 @@
 Used by the TFX component (`component.py`) and the preview command (`__main__.py`) alike.
 Outputs, under the paths the caller gives:
   examples      <examples_dir>/Split-<split>/data_tfrecord-*.gz   gzipped tf.Examples (text, label)
-  report        <report_path>   JSON: read, kept per split, rejected per reason, modified per step
+  report        <report_path>   JSON: read, kept per split, rejected per reason, modified per step,
+                                and the corrupt input files (below)
   rejected rows <rejected_path> JSON Lines: reason, detail, source, record_number, raw
+
+A compressed input that ends early, fails its CRC or cannot be decompressed is checked whole
+before its rows are read, so none of them is used. By default it is listed under the report's
+'corrupt_files' and `check_usable` fails the run naming it; with reject_corrupt_files it is listed
+under 'rejected_files' (by reason, 'corrupt_file') and the run goes on without it. Either way its
+rows are in no count: read == kept + rejected holds for the rows of the files read.
 """
 
 import hashlib
 import json
+import logging
 import os
-from typing import Dict, List
+from typing import Dict, List, Sequence, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -25,6 +33,8 @@ REJECTED_FILE = 'rejected.jsonl'
 # How many rejected rows per reason the report quotes, and how much of each.
 REPORT_EXAMPLES_PER_REASON = 3
 REPORT_EXAMPLE_MAX_CHARS = 300
+# The Read step's output for corrupt files (one dict per file: source, split, detail).
+CORRUPT_FILES = 'corrupt_files'
 
 
 class IngestionError(RuntimeError):
@@ -47,9 +57,14 @@ def _to_example(candidate: rules.Candidate) -> bytes:
 
 
 def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
-                 modified: Dict[str, int], examples: Dict[str, List[dict]]) -> dict:
-  """The cleaning report; raises IngestionError when rows are unaccounted for or a split is
-  empty."""
+                 modified: Dict[str, int], examples: Dict[str, List[dict]],
+                 corrupt_files: Sequence[dict] = (), reject_corrupt_files: bool = False) -> dict:
+  """The cleaning report; raises IngestionError when rows are unaccounted for.
+
+  corrupt_files (source, split, detail) go under 'rejected_files' if reject_corrupt_files, else
+  under 'corrupt_files', which `check_usable` fails on.
+  """
+  corrupt_files = sorted(corrupt_files, key=lambda f: f['source'])
   report = {
       'read': read,
       'kept': {split: kept.get(split, 0) for split in SPLITS},
@@ -60,6 +75,10 @@ def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
       'modified': dict(sorted(modified.items())),
       'rejected_examples': {reason: examples[reason] for reason in rules.REJECTION_REASONS
                             if reason in examples},
+      # Whole files, apart from the rows: theirs could not be counted.
+      'rejected_files': ({readers.CORRUPT_FILE: corrupt_files}
+                         if reject_corrupt_files and corrupt_files else {}),
+      'corrupt_files': [] if reject_corrupt_files else corrupt_files,
   }
   if report['read'] != report['kept_total'] + report['rejected_total']:
     raise IngestionError(
@@ -73,13 +92,24 @@ def format_report(report: dict) -> str:
            f"rejected {report['rejected_total']}."]
   lines += [f'  rejected {reason}: {count}' for reason, count in report['rejected'].items()]
   lines += [f'  modified {step}: {count}' for step, count in report['modified'].items()]
+  lines += [f"  rejected file ({reason}): {f['source']}: {f['detail']}"
+            for reason, files in report['rejected_files'].items() for f in files]
+  lines += [f"  corrupt file: {f['source']}: {f['detail']}" for f in report['corrupt_files']]
   return '\n'.join(lines)
 
 
 def check_usable(report: dict) -> None:
-  """Raises IngestionError when a split has no rows to train or evaluate on."""
+  """Raises IngestionError when an input file is corrupt (and not rejected by the settings), or
+  a split has no rows to train or evaluate on."""
+  if report['corrupt_files']:
+    files = '; '.join(f"{f['source']}: {f['detail']}" for f in report['corrupt_files'])
+    raise IngestionError(
+        f'Corrupt input file(s), so stopping rather than using part of the data: {files}. '
+        'Replace them, or set reject_corrupt_files to leave them out.')
   if report['read'] == 0:
-    raise IngestionError('The input has no records (empty files, or a header only).')
+    rejected_files = sum(len(files) for files in report['rejected_files'].values())
+    note = f'; {rejected_files} corrupt file(s) rejected' if rejected_files else ''
+    raise IngestionError(f'The input has no records (empty files, or a header only{note}).')
   empty = [split for split in SPLITS if report['kept'][split] == 0]
   if empty:
     raise IngestionError(
@@ -97,16 +127,16 @@ def CleanAndSplit(pipeline, input_files: Dict[str, List[str]],  # pylint: disabl
   """input_files: split ('train'/'eval', or '' for a hash split) -> paths.
 
   Returns a dict of PCollections: 'kept' (Candidates, split decided), 'rejected' (Rejections),
-  'read' (one int: the number of records read).
+  'read' (one int: the number of records read), 'corrupt_files' (dicts: source, split, detail).
   """
   files = [(path, split) for split, paths in input_files.items() for path in paths]
-  records = (
+  read_files = (
       pipeline
       | 'Files' >> beam.Create(files)
       # Files are independent: let the runner spread them over workers.
       | 'Reshuffle' >> beam.Reshuffle()
-      | 'Read' >> beam.FlatMap(lambda f: readers.read_records(
-          f[0], f[1], settings.input_format, settings.text_columns, settings.label_column)))
+      | 'Read' >> beam.FlatMap(_read_file, settings).with_outputs(CORRUPT_FILES, main='records'))
+  records = read_files.records
 
   checked = records | 'Clean' >> beam.Map(rules.to_candidate, settings)
   row_rejections = checked | 'RowRejections' >> beam.Filter(
@@ -126,12 +156,28 @@ def CleanAndSplit(pipeline, input_files: Dict[str, List[str]],  # pylint: disabl
           lambda c: c if c.split else c._replace(split=hash_split(c.text, settings.eval_percent))))
   rejected = (row_rejections, duplicate_rejections) | 'AllRejections' >> beam.Flatten()
   read = records | 'CountRead' >> beam.combiners.Count.Globally()
-  return {'kept': kept, 'rejected': rejected, 'read': read}
+  return {'kept': kept, 'rejected': rejected, 'read': read,
+          'corrupt_files': read_files[CORRUPT_FILES]}
+
+
+def _read_file(file: Tuple[str, str], settings: IngestionSettings):
+  """The file's RawRecords, or, for a corrupt file, one CORRUPT_FILES output and no records."""
+  path, split = file
+  # Checked whole first: what is wrong may be at the end, after rows that would already be used.
+  detail = readers.find_corruption(path)
+  if detail:
+    logging.warning('Corrupt input file %s: %s', path, detail)
+    yield beam.pvalue.TaggedOutput(CORRUPT_FILES, {'source': path, 'split': split,
+                                                   'detail': detail})
+    return
+  yield from readers.read_records(path, split, settings.input_format, settings.text_columns,
+                                  settings.label_column)
 
 
 @beam.ptransform_fn
 def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid-name
-                          report_path: str, rejected_path: str):
+                          report_path: str, rejected_path: str,
+                          reject_corrupt_files: bool = False):
   """Writes examples per split, the rejected rows and the report (checking the invariant)."""
   kept, rejected = cleaned['kept'], cleaned['rejected']
   for split in SPLITS:
@@ -166,17 +212,21 @@ def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid
           kept=beam.pvalue.AsDict(kept_per_split),
           rejected=beam.pvalue.AsDict(rejected_per_reason),
           modified=beam.pvalue.AsDict(modified_per_step),
-          examples=beam.pvalue.AsDict(examples_per_reason))
+          examples=beam.pvalue.AsDict(examples_per_reason),
+          corrupt_files=beam.pvalue.AsList(cleaned['corrupt_files']),
+          reject_corrupt_files=reject_corrupt_files)
       | 'ReportToJson' >> beam.Map(lambda report: json.dumps(report, indent=2, ensure_ascii=False))
       | 'WriteReport' >> beam.io.WriteToText(report_path, shard_name_template=''))
 
 
 def run(pipeline, input_files: Dict[str, List[str]], settings: IngestionSettings,
         examples_dir: str, report_path: str, rejected_path: str) -> None:
-  """Adds the whole ingestion to `pipeline` (the caller runs it, then reads the report)."""
+  """Adds the whole ingestion to `pipeline` (the caller runs it, then reads the report and calls
+  check_usable)."""
   _ = (pipeline
        | 'CleanAndSplit' >> CleanAndSplit(input_files, settings)  # pylint: disable=no-value-for-parameter
-       | 'WriteOutputs' >> WriteIngestionOutputs(examples_dir, report_path, rejected_path))  # pylint: disable=no-value-for-parameter
+       | 'WriteOutputs' >> WriteIngestionOutputs(  # pylint: disable=no-value-for-parameter
+           examples_dir, report_path, rejected_path, settings.reject_corrupt_files))
 
 
 def read_report(report_path: str) -> dict:

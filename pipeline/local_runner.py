@@ -11,8 +11,11 @@ out then), and `tfx run create --engine local --pipeline_name text_classifier` r
 """
 
 import argparse
+import contextlib
 import datetime
+import fcntl
 import os
+import socket
 import sys
 import time
 
@@ -53,6 +56,31 @@ def runner(run_id: str):
   return NamedRunLocalDagRunner()
 
 
+RUN_LOCK_FILE = '.run.lock'
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(pipeline_root: str):
+  """Holds an exclusive lock on `pipeline_root` while the block runs; a second run on the same
+  root exits at once, naming the process that holds it. Two runs at once would share a baseline
+  and race to push. The kernel drops the lock when its process ends, killed too, so a crashed run
+  leaves no stale lock behind."""
+  os.makedirs(pipeline_root, exist_ok=True)
+  with open(os.path.join(pipeline_root, RUN_LOCK_FILE), 'a+', encoding='utf-8') as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      lock.seek(0)
+      raise SystemExit(f'Another run of this pipeline is in progress ({lock.read().strip()}) on '
+                       f'{pipeline_root}. Wait for it to end, or give this run another '
+                       'TEXT_CLASSIFIER_OUTPUT_DIR.') from None
+    lock.truncate(0)
+    lock.write(f'process {os.getpid()} on {socket.gethostname()}, started '
+               f'{datetime.datetime.now().isoformat(timespec="seconds")}')
+    lock.flush()
+    yield
+
+
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog='python -m pipeline.local_runner',
@@ -73,12 +101,13 @@ def main(argv=None) -> None:
   from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
 
   config = PipelineConfig.from_env()
-  pipeline = build(config)
-  if not args.verbose:
-    progress.quiet_logging(total_components=len(pipeline.components))
-  started = time.time()
-  run_id = datetime.datetime.now().isoformat()  # as LocalDagRunner would name it
-  runner(run_id).run(pipeline)
+  with one_run_at_a_time(config.pipeline_root):
+    pipeline = build(config)
+    if not args.verbose:
+      progress.quiet_logging(total_components=len(pipeline.components))
+    started = time.time()
+    run_id = datetime.datetime.now().isoformat()  # as LocalDagRunner would name it
+    runner(run_id).run(pipeline)
   # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.
   summary = run_summary.summarize_run(config, run_id)
   if summary is not None:

@@ -8,8 +8,10 @@ from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
 
+from components import atomic_pusher
 from components.cleaning.component import TextCleaningExampleGen
 from components.data_gate import DataGate
 from models import features
@@ -120,7 +122,9 @@ def create_pipeline(config: PipelineConfig,
       baseline_model=model_resolver.outputs['model'],
       eval_config=create_eval_config(config))
 
+  # Versions appear whole or not at all, and an unchanged model is not pushed again.
   pusher = tfx.components.Pusher(
+      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(

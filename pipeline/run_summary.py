@@ -17,6 +17,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.atomic_pusher import ALREADY_LIVE_KEY
 from components.cleaning.component import CleaningReport
 from components.cleaning.transforms import REPORT_FILE
 from pipeline.config import PipelineConfig
@@ -34,6 +35,7 @@ class RunSummary:
   not_blessed_because: List[str]  # the failed checks, with their values
   pushed_to: Optional[str]
   live_model: Optional[str]  # the newest version under push_destination: what serving loads
+  already_live: Optional[str]  # the version that already held this run's model: not pushed again
   model_run_dir: Optional[str]
 
 
@@ -182,6 +184,9 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
       pushed_to=(pushed.custom_properties['pushed_destination'].string_value
                  if _int_property(pushed, 'pushed') else None),
       live_model=live_model(config.push_destination),
+      already_live=(pushed.custom_properties[ALREADY_LIVE_KEY].string_value
+                    if pushed is not None and ALREADY_LIVE_KEY in pushed.custom_properties
+                    else None),
       model_run_dir=model_run.uri if model_run is not None else None)
 
 
@@ -200,6 +205,8 @@ def format_summary(summary: RunSummary, seconds: float) -> str:
   lines.append(f'Blessed: {summary.blessed}' + (f', because {because}' if because else ''))
   if summary.pushed_to:
     lines.append(f'Pushed to: {summary.pushed_to}')
+  elif summary.already_live:
+    lines.append(f'Pushed to: not pushed again; the same model is live at {summary.already_live}')
   elif summary.live_model:
     lines.append(f'Pushed to: not pushed; {summary.live_model} stays live')
   else:

@@ -14,6 +14,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from pipeline import local_runner, run_summary
+from components import atomic_pusher
 from models.settings import TuningSettings
 from tests.helpers import CACHED_ON_RERUN, latest_executions, open_store, small_config
 
@@ -100,6 +101,21 @@ def test_rerun_is_served_from_cache_up_to_the_trainer(runs):
   for node_id in CACHED_ON_RERUN:
     assert second[node_id].last_known_state == metadata_store_pb2.Execution.CACHED, node_id
     assert second[node_id].id != first[node_id].id
+
+
+def test_rerun_does_not_push_the_same_model_again(runs):
+  config, first, second, _ = runs
+  store = open_store(config)
+
+  def pushed_model(executions):
+    [artifact_id] = artifact_ids(store, executions['Pusher'], 'pushed_model',
+                                 metadata_store_pb2.Event.OUTPUT)
+    return store.get_artifacts_by_id([artifact_id])[0].custom_properties
+
+  first_push, second_push = pushed_model(first), pushed_model(second)
+  assert first_push['pushed'].int_value == 1 and second_push['pushed'].int_value == 0
+  assert (second_push[atomic_pusher.ALREADY_LIVE_KEY].string_value
+          == first_push['pushed_destination'].string_value)
 
 
 def test_warm_started_trainer_starts_from_the_last_blessed_model(runs):

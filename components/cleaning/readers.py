@@ -144,19 +144,16 @@ def find_corruption(path: str) -> str:
 
   Decompresses the whole file, so that it is judged before any of its records is used.
   """
-  compression = CompressionTypes.detect_compression_type(path)
-  if compression not in _DECOMPRESSORS:
+  if CompressionTypes.detect_compression_type(path) not in _DECOMPRESSORS:
     return ''
+  # Python's readers take an empty file for empty data; gzip(1) and the like call it cut, as even
+  # empty data compresses to a header and a trailer.
+  if FileSystems.match([path])[0].metadata_list[0].size_in_bytes == 0:
+    return 'ends early, cut off (0 bytes, not even a header)'
   try:
-    with (_naming_corruption(path),
-          FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw,
-          _DECOMPRESSORS[compression](raw) as binary_file):
+    with open_checked(path) as binary_file:
       while binary_file.read(_CHUNK_BYTES):
         pass
-      # GzipFile takes 0 bytes for an empty file; gzip(1) for a cut one, as even empty data
-      # compresses to a header and a trailer.
-      if raw.tell() == 0:
-        return 'ends early, cut off (0 bytes, not even a header)'
   except CorruptFileError as e:
     return e.detail
   return ''

@@ -12,7 +12,6 @@ No server, network or serialization is in the loop.
 """
 
 import argparse
-import glob
 import os
 import time
 from typing import Callable, List
@@ -22,6 +21,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
 
 from benchmarks.common import read_labelled_tsv
+from components import atomic_pusher
 from models import features
 from pipeline.config import PipelineConfig
 
@@ -30,11 +30,10 @@ WARMUP_CALLS = 5  # untimed calls first: the first ones build kernels and tables
 
 
 def newest_version(config: PipelineConfig) -> str:
-  versions = [path for path in glob.glob(os.path.join(config.push_destination, '*'))
-              if os.path.basename(path).isdigit()]
+  versions = atomic_pusher.versions(config.push_destination)
   if not versions:
     raise SystemExit(f'No pushed model under {config.push_destination}: run `make run` first.')
-  return max(versions, key=lambda path: int(os.path.basename(path)))
+  return os.path.join(config.push_destination, str(versions[-1]))
 
 
 def serialized_examples(texts: List[str], labels: List[str]) -> List[bytes]:

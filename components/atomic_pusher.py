@@ -15,7 +15,7 @@ tries to load; and an unchanged re-run pushes the same model again as a new vers
 import hashlib
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Tuple
 
 from absl import logging
 from tfx import types
@@ -51,6 +51,7 @@ def content_digest(directory: str) -> str:
 
 
 def versions(base_directory: str) -> List[int]:
+  """The version numbers under a model's base directory, ascending (TF Serving loads the last)."""
   if not fileio.exists(base_directory):
     return []
   return sorted(int(name.rstrip('/')) for name in fileio.listdir(base_directory)
@@ -84,15 +85,15 @@ def publish(staging: str, serving_path: str) -> None:
   fileio.rmtree(staging)
 
 
-def push(model_path: str, base_directory: str) -> Optional[str]:
-  """Pushes the SavedModel in `model_path` as a new version under `base_directory`; returns its
-  path, or None when the newest version already holds the same model."""
+def push(model_path: str, base_directory: str) -> Tuple[str, bool]:
+  """Pushes the SavedModel in `model_path` as a new version under `base_directory`, unless the
+  newest version already holds the same model. Returns (the version's path, whether it is new)."""
   existing = versions(base_directory)
   if existing:
     newest = os.path.join(base_directory, str(existing[-1]))
     if content_digest(newest) == content_digest(model_path):
       logging.info('%s already holds this model; nothing to push.', newest)
-      return None
+      return newest, False
   # Seconds since the epoch, as TFX versions models, and above every existing version.
   version = max(int(time.time()), existing[-1] + 1 if existing else 0)
   staging = os.path.join(base_directory, f'{STAGING_PREFIX}{version}')
@@ -107,7 +108,7 @@ def push(model_path: str, base_directory: str) -> Optional[str]:
     if fileio.exists(staging):
       fileio.rmtree(staging)
     raise
-  return serving_path
+  return serving_path, True
 
 
 class Executor(pusher_executor.Executor):
@@ -126,11 +127,10 @@ class Executor(pusher_executor.Executor):
                               destination)
     base_directory = destination.filesystem.base_directory
     model_path = self.GetModelPath(input_dict)
-    serving_path = push(model_path, base_directory)
-    if serving_path is None:
+    serving_path, pushed = push(model_path, base_directory)
+    if not pushed:
       self._MarkNotPushed(model_push)
-      model_push.set_string_custom_property(
-          ALREADY_LIVE_KEY, os.path.join(base_directory, str(versions(base_directory)[-1])))
+      model_push.set_string_custom_property(ALREADY_LIVE_KEY, serving_path)
       return
     io_utils.copy_dir(model_path, model_push.uri)  # the PushedModel artifact archives it too
     self._MarkPushed(model_push, pushed_destination=serving_path,

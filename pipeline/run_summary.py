@@ -17,7 +17,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from components.atomic_pusher import ALREADY_LIVE_KEY
+from components import atomic_pusher
 from components.cleaning.component import CleaningReport
 from components.cleaning.transforms import REPORT_FILE
 from pipeline.config import PipelineConfig
@@ -71,6 +71,12 @@ def _int_property(artifact, name: str) -> Optional[int]:
   if artifact is None or name not in artifact.custom_properties:
     return None
   return artifact.custom_properties[name].int_value
+
+
+def _string_property(artifact, name: str) -> Optional[str]:
+  if artifact is None or name not in artifact.custom_properties:
+    return None
+  return artifact.custom_properties[name].string_value
 
 
 def _slice_name(slice_key) -> str:
@@ -147,11 +153,9 @@ def explain_not_blessed(evaluation_uri: str, metrics: Dict[str, Dict[str, float]
 
 
 def live_model(push_destination: str) -> Optional[str]:
-  """The newest version directory the Pusher wrote (TF Serving loads the highest number)."""
-  if not os.path.isdir(push_destination):
-    return None
-  versions = [v for v in os.listdir(push_destination) if v.isdigit()]
-  return os.path.join(push_destination, max(versions, key=int)) if versions else None
+  """The newest version directory the Pusher wrote: the one TF Serving serves."""
+  pushed = atomic_pusher.versions(push_destination)
+  return os.path.join(push_destination, str(pushed[-1])) if pushed else None
 
 
 def _read_cleaning_report(report) -> Optional[dict]:
@@ -181,12 +185,10 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
       blessed=None if blessed is None else bool(blessed),
       not_blessed_because=(explain_not_blessed(evaluation.uri, metrics)
                            if blessed == 0 and evaluation is not None else []),
-      pushed_to=(pushed.custom_properties['pushed_destination'].string_value
+      pushed_to=(_string_property(pushed, 'pushed_destination')
                  if _int_property(pushed, 'pushed') else None),
       live_model=live_model(config.push_destination),
-      already_live=(pushed.custom_properties[ALREADY_LIVE_KEY].string_value
-                    if pushed is not None and ALREADY_LIVE_KEY in pushed.custom_properties
-                    else None),
+      already_live=_string_property(pushed, atomic_pusher.ALREADY_LIVE_KEY),
       model_run_dir=model_run.uri if model_run is not None else None)
 
 

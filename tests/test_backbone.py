@@ -65,20 +65,16 @@ def test_hugging_face_and_keras_hub_formats_load_the_same_weights(tiny_bert_dirs
   for directory in tiny_bert_dirs.values():
     settings = ModelSettings(backbone=directory, pooling='cls', dropout=0.0)
     keras.utils.set_random_seed(1)  # the same head
-    model = classifier.build_classifier(settings, backbone_vocabulary_size(directory), 16, 2)
+    model = classifier.build_classifier(settings, len(TINY_BERT_VOCABULARY), 16, 2)
     outputs.append(model({features.TOKEN_IDS_KEY: token_ids}))
   np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-6)
-
-
-def backbone_vocabulary_size(directory: str) -> int:
-  return len(backbone.load_vocabulary(directory).tokens)
 
 
 @pytest.mark.parametrize('pooling', ['cls', 'mean', 'max'])
 def test_padding_does_not_change_predictions(tiny_bert_dirs, pooling):
   directory = tiny_bert_dirs['keras_hub']
   settings = ModelSettings(backbone=directory, pooling=pooling)
-  model = classifier.build_classifier(settings, backbone_vocabulary_size(directory), 16, 2)
+  model = classifier.build_classifier(settings, len(TINY_BERT_VOCABULARY), 16, 2)
   short = model({features.TOKEN_IDS_KEY: np.array([[2, 7, 8, 3]])})
   padded = model({features.TOKEN_IDS_KEY: np.array([[2, 7, 8, 3, 0, 0]])})
   np.testing.assert_allclose(short, padded, atol=1e-5)
@@ -87,7 +83,7 @@ def test_padding_does_not_change_predictions(tiny_bert_dirs, pooling):
 def test_frozen_embeddings_and_layers_are_not_trained(tiny_bert_dirs):
   directory = tiny_bert_dirs['keras_hub']
   settings = ModelSettings(backbone=directory, freeze_embeddings=True, frozen_layers=1)
-  model = classifier.build_classifier(settings, backbone_vocabulary_size(directory), 16, 2)
+  model = classifier.build_classifier(settings, len(TINY_BERT_VOCABULARY), 16, 2)
   trainable = {variable.path for variable in model.trainable_variables}
   assert not any('token_embedding' in path for path in trainable)
   assert not any('transformer_layer_0/' in path for path in trainable)
@@ -123,7 +119,7 @@ def test_too_many_frozen_layers_is_a_clear_error(tiny_bert_dirs):
   directory = tiny_bert_dirs['keras_hub']
   with pytest.raises(ValueError, match='frozen_layers 5 exceeds'):
     classifier.build_classifier(ModelSettings(backbone=directory, frozen_layers=5),
-                                backbone_vocabulary_size(directory), 16, 2)
+                                len(TINY_BERT_VOCABULARY), 16, 2)
 
 
 def test_a_transform_output_of_another_vocabulary_is_a_clear_error(tiny_bert_dirs):

@@ -114,8 +114,8 @@ def main(argv=None) -> None:
   if summary is not None:
     print(run_summary.format_summary(summary, time.time() - started))
   # Finalise TensorFlow's graph functions now: left to interpreter shutdown, their finalizers run
-  # after TensorFlow's module state is gone and print 'Exception ignored' tracebacks (seen in 2
-  # of 6 runs without this, 0 of 8 with it).
+  # after TensorFlow's module state is gone and print 'Exception ignored' tracebacks (cached
+  # re-runs: 2 of 6 without this, 0 of 8 with it; a full run still printed them once).
   gc.collect()
 
 

@@ -9,6 +9,8 @@ The Transform layer is a tf_keras object, so it cannot be part of the Keras 3 mo
 by the export archive and called inside the endpoints instead.
 """
 
+import os
+import shutil
 from typing import Dict, List
 
 import keras
@@ -16,6 +18,37 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features, warmup
+
+# The SavedModel holds every float32 weight twice (the model's variables and the endpoints'
+# captured copies: 184 MB for MiniLM's 22.7M weights), plus graphs, the vocabulary and warm-up
+# requests (0.7 MB for a tiny model); the margin also covers the TensorBoard logs.
+EXPORT_BYTES_PER_WEIGHT = 2 * 4 * 1.1
+EXPORT_FIXED_BYTES = 16 * 2**20
+
+
+class NoRoomError(OSError):
+  """The export would not fit on its filesystem."""
+
+
+def export_bytes_needed(model: keras.Model) -> int:
+  return int(model.count_params() * EXPORT_BYTES_PER_WEIGHT) + EXPORT_FIXED_BYTES
+
+
+def check_room(export_dir: str, needed_bytes: int) -> None:
+  """Raises NoRoomError when export_dir's filesystem has less than `needed_bytes` free. Run
+  before training, which would otherwise use its whole budget and fail when it saves. Object
+  stores (gs://...) have no free-space figure and are not checked."""
+  if '://' in export_dir:
+    return
+  existing = os.path.abspath(export_dir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  free = shutil.disk_usage(existing).free
+  if free < needed_bytes:
+    raise NoRoomError(
+        f'{existing} has {free / 1e6:.0f} MB free; the exported model needs about '
+        f'{needed_bytes / 1e6:.0f} MB. Free some space, or set another output folder, before '
+        'training.')
 
 
 def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,

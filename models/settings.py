@@ -52,6 +52,10 @@ class IngestionSettings:
   # A compressed input that ends early, fails its CRC or cannot be decompressed fails the run,
   # naming the file. True: leave such files out whole (listed in the report's rejected_files).
   reject_corrupt_files: bool = False
+  # Rows of the eval files that are rejected (unknown label, duplicate, ...) shrink the eval split
+  # the model is judged on: any is a warning in the run summary; more than this share fails the
+  # run. Not used when the eval split is carved out of the training files.
+  max_eval_rejected_percent: float = 5.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -168,6 +168,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                setup.classes)
   model = setup.compiled_model(setup.model_settings, training, steps_per_round * rounds,
                                base_model=fn_args.base_model)
+  if strategy_lib.is_chief():
+    export.check_room(fn_args.serving_model_dir, export.export_bytes_needed(model))
 
   # Throughput first: the callbacks after it see its entry in the epoch logs.
   callbacks = [

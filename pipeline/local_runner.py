@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 import time
+from typing import List
 
 # The TFX CLI loads this file by path: make the repository importable as it is for `-m`.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -82,6 +83,33 @@ def one_run_at_a_time(pipeline_root: str):
     yield
 
 
+INTERRUPTED_PROPERTY = 'text_classifier_interrupted'
+
+
+def mark_interrupted_executions(metadata_path: str, run_id: str) -> List[str]:
+  """Marks CANCELED the executions an earlier run left RUNNING in ml-metadata: it was killed,
+  since this run holds the lock. Returns '<node> (execution <id>)' for each."""
+  # pylint: disable=import-outside-toplevel
+  from ml_metadata.metadata_store import metadata_store
+  from ml_metadata.proto import metadata_store_pb2
+  from tfx.orchestration import metadata
+
+  if not os.path.exists(metadata_path):  # opening it would create an empty store
+    return []
+  store = metadata_store.MetadataStore(
+      metadata.sqlite_metadata_connection_config(metadata_path))
+  running = store.get_executions(list_options=metadata_store.ListOptions(
+      filter_query='last_known_state = RUNNING'))
+  type_names = {t.id: t.name for t in store.get_execution_types()}
+  for execution in running:
+    execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+    execution.custom_properties[INTERRUPTED_PROPERTY].string_value = (
+        f'still RUNNING when run {run_id} started; its run had ended without finishing it')
+  if running:
+    store.put_executions(running)
+  return [f'{type_names[e.type_id].rsplit(".", 1)[-1]} (execution {e.id})' for e in running]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog='python -m pipeline.local_runner',
@@ -103,11 +131,14 @@ def main(argv=None) -> None:
 
   config = PipelineConfig.from_env()
   with one_run_at_a_time(config.pipeline_root):
+    run_id = datetime.datetime.now().isoformat()  # as LocalDagRunner would name it
+    interrupted = mark_interrupted_executions(config.metadata_path, run_id)
+    if interrupted:
+      print(f'An earlier run was interrupted; marked CANCELED: {", ".join(interrupted)}.')
     pipeline = build(config)
     if not args.verbose:
       progress.quiet_logging(total_components=len(pipeline.components))
     started = time.time()
-    run_id = datetime.datetime.now().isoformat()  # as LocalDagRunner would name it
     runner(run_id).run(pipeline)
   # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.
   summary = run_summary.summarize_run(config, run_id)

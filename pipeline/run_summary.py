@@ -19,7 +19,7 @@ from tfx import v1 as tfx
 
 from components import atomic_pusher
 from components.cleaning.component import CleaningReport
-from components.cleaning.transforms import REPORT_FILE
+from components.cleaning.transforms import REPORT_FILE, eval_shrinkage_warning
 from pipeline.config import PipelineConfig
 
 # The context type TFX's portable runtime (LocalDagRunner) gives each run; its name is the run id.
@@ -197,6 +197,9 @@ def format_summary(summary: RunSummary, seconds: float) -> str:
   if summary.cleaning:
     c = summary.cleaning
     lines.append(f"Data: read {c['read']} rows, kept {c['kept']}, rejected {c['rejected'] or 0}.")
+    shrunk = eval_shrinkage_warning(c)
+    if shrunk:
+      lines.append(f'Warning: {shrunk}.')
   for slice_name, values in sorted(summary.metrics.items(),
                                    key=lambda kv: (kv[0] != 'overall', kv[0])):
     shown = ', '.join(f'{name} {value:.4f}' for name, value in sorted(values.items())

@@ -17,10 +17,10 @@ Input rules, the same on every path:
   * An empty list, a single str instead of a list, or an item that is neither str nor bytes is
     an InvalidInputError.
 
-Server calls time out and are retried with exponential backoff while the server is unavailable
-(connection refused or timed out, HTTP 503, gRPC UNAVAILABLE); then ServerUnavailableError. REST
-applies `timeout` to each attempt; gRPC applies it to the call including retries, and gRPC makes
-at most 5 attempts whatever `retries` says.
+Server calls are retried with exponential backoff while the server is unavailable (connection
+refused or timed out, HTTP 503, gRPC UNAVAILABLE); then ServerUnavailableError. `timeout` is the
+deadline of each request, its retries and pauses included (a silent server costs `timeout`
+seconds, not `timeout` per attempt); gRPC makes at most 5 attempts whatever `retries` says.
 """
 
 import argparse
@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from typing import Iterable, List, Optional, Tuple, Union
 
 import grpc
@@ -35,9 +36,7 @@ import numpy as np
 import requests
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
-from requests.adapters import HTTPAdapter
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-from urllib3.util import Retry
 
 from models import features
 from models.settings import DEFAULT_MODEL_NAME
@@ -146,21 +145,35 @@ class RestBackend:
     self._signature = signature
     self._timeout = timeout
     self._attempts = retries + 1
-    # Predict has no side effects, so POSTs may be retried; 503 is what TF Serving answers while
-    # the model loads or its batch queue is full.
-    retry = Retry(total=retries, backoff_factor=backoff, status_forcelist=(503,),
-                  allowed_methods=('POST',))
+    self._backoff = backoff
     self._session = requests.Session()
-    self._session.mount('http://', HTTPAdapter(max_retries=retry))
+
+  def _post_within_deadline(self, body: dict) -> requests.Response:
+    """The first answer other than 503 (what TF Serving answers while the model loads or its
+    batch queue is full), retrying with exponential backoff; every attempt and pause fits in
+    `timeout` seconds in all. Predict has no side effects, so POSTs may be retried.
+
+    Written here rather than with urllib3's Retry, whose timeout applies to each attempt.
+    """
+    deadline = time.monotonic() + self._timeout
+    for attempt in range(self._attempts):
+      try:
+        response = self._session.post(self._url, json=body,
+                                      timeout=max(deadline - time.monotonic(), 0.001))
+        if response.status_code != 503:
+          return response
+        failure = f'HTTP 503: {response.text[:300]}'
+      except (requests.ConnectionError, requests.Timeout) as error:
+        failure = str(error)
+      pause = self._backoff * 2 ** attempt
+      if attempt + 1 == self._attempts or time.monotonic() + pause >= deadline:
+        break
+      time.sleep(pause)
+    raise ServerUnavailableError(f'{self._url} did not answer within {self._timeout} s '
+                                 f'({attempt + 1} attempt(s)): {failure}')
 
   def predict(self, texts: List[str]) -> BatchOutputs:
-    try:
-      response = self._session.post(self._url, json=rest_request_body(texts, self._signature),
-                                    timeout=self._timeout)
-    except (requests.ConnectionError, requests.Timeout,
-            requests.exceptions.RetryError) as error:
-      raise ServerUnavailableError(
-          f'{self._url} did not answer in {self._attempts} attempt(s): {error}') from error
+    response = self._post_within_deadline(rest_request_body(texts, self._signature))
     if response.status_code != 200:
       raise ServerError(f'{self._url} answered HTTP {response.status_code}: {response.text[:300]}')
     try:
@@ -253,7 +266,8 @@ def main(argv: Optional[List[str]] = None) -> int:
   parser.add_argument('--signature', default=features.SERVING_SIGNATURE)
   parser.add_argument('--batch-size', type=int, default=DEFAULT_BATCH_SIZE,
                       help='texts per request')
-  parser.add_argument('--timeout', type=float, default=10.0, help='seconds')
+  parser.add_argument('--timeout', type=float, default=10.0,
+                      help='seconds per request, retries included')
   parser.add_argument('--retries', type=int, default=3, help='while the server is unavailable')
   args = parser.parse_args(argv)
   try:

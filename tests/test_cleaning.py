@@ -14,8 +14,10 @@ import re
 import apache_beam as beam
 import pytest
 import tensorflow as tf
+from tfx import v1 as tfx
 
 from components.cleaning import __main__ as cleaning_cli
+from components.cleaning.component import TextCleaningExampleGen, keep_evidence
 from components.cleaning import readers, rules, transforms
 from models.settings import IngestionSettings
 
@@ -349,7 +351,7 @@ def test_cut_gzip_fails_the_component_run_naming_the_file(tmp_path):
   assert report['read'] == 100  # none of the cut file's rows
   assert_accounted(report)
   with pytest.raises(transforms.IngestionError, match=re.escape(cut) + '.*ends early'):
-    transforms.check_usable(report)
+    transforms.check_usable(report, max_eval_rejected_percent=5)
   assert [f['source'] for f in report['corrupt_files']] == [cut]
 
 
@@ -392,7 +394,83 @@ def test_opt_in_rejects_corrupt_files_whole_and_lists_them(tmp_path):
       (paths['crc.csv.gz'], ''), (paths['cut.csv.gz'], '')]
   assert 'CRC check failed' in rejected_files[0]['detail']
   assert 'ends early' in rejected_files[1]['detail']
-  transforms.check_usable(report)  # the run goes on without them
+  transforms.check_usable(report, max_eval_rejected_percent=5)  # the run goes on without them
   summary = transforms.format_report(report)
   assert f"rejected file (corrupt_file): {paths['cut.csv.gz']}" in summary
   assert read_rejected(tmp_path / 'out') == []  # files are not rows
+
+
+def write_csv(path, rows) -> str:
+  path.write_text('text,label\n' + ''.join(f'{text},{label}\n' for text, label in rows))
+  return str(path)
+
+
+@pytest.mark.parametrize('unknown_eval_labels, fails', [(0, False), (1, False), (4, True)])
+def test_eval_rows_lost_to_rejection_warn_and_above_the_limit_fail(tmp_path, unknown_eval_labels,
+                                                                   fails):
+  train = write_csv(tmp_path / 'train.csv', [(f'train text {i}', i % 2) for i in range(40)])
+  eval_rows = [(f'eval text {i}', 'neutral' if i < unknown_eval_labels else i % 2)
+               for i in range(20)]
+  report = run_ingestion(tmp_path, {'train': [train],
+                                    'eval': [write_csv(tmp_path / 'eval.csv', eval_rows)]},
+                         IngestionSettings(text_columns=('text',)))
+  assert_accounted(report)
+  assert report['kept']['eval'] == 20 - unknown_eval_labels
+  assert transforms.eval_file_rows(report) == (unknown_eval_labels, 20)
+  warning = transforms.eval_shrinkage_warning(report)
+  if not unknown_eval_labels:
+    assert warning == ''
+  else:
+    assert f'lost {unknown_eval_labels} of the eval files\' 20 rows' in warning
+    assert f'unknown_label {unknown_eval_labels}' in warning
+    assert 'warning: the eval split lost' in transforms.format_report(report)
+  if fails:  # 4 of 20 is 20%, above the 5% limit; 1 of 20 is at it
+    with pytest.raises(transforms.IngestionError, match=r'max_eval_rejected_percent \(5%\)'):
+      transforms.check_usable(report, max_eval_rejected_percent=5)
+  else:
+    transforms.check_usable(report, max_eval_rejected_percent=5)
+
+
+def test_a_hash_split_has_no_eval_files_to_lose_rows_of(tmp_path):
+  rows = [(f'text {i}', 'neutral' if i < 10 else i % 2) for i in range(100)]
+  report = run_ingestion(tmp_path, {'': [write_csv(tmp_path / 'all.csv', rows)]},
+                         IngestionSettings(text_columns=('text',)))
+  assert report['rejected_per_input_split'] == {'': {rules.UNKNOWN_LABEL: 10}}
+  assert transforms.eval_file_rows(report) is None
+  assert transforms.eval_shrinkage_warning(report) == ''
+
+
+def test_a_failed_ingestion_keeps_its_report_and_rejected_rows(tmp_path):
+  """TFX deletes a failed component's outputs; the files the error points to must outlive it."""
+  rows = [(f'text {i}', 'neutral') for i in range(30)]  # no row has a known label
+  write_csv(tmp_path / 'train.csv', rows)
+  write_csv(tmp_path / 'eval.csv', rows[:5])
+  settings = IngestionSettings(data_root=str(tmp_path), train_pattern='train.csv',
+                               eval_pattern='eval.csv', text_columns=('text',))
+  pipeline = tfx.dsl.Pipeline(
+      pipeline_name='ingestion_only', pipeline_root=str(tmp_path / 'root'),
+      components=[TextCleaningExampleGen(settings)],
+      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          str(tmp_path / 'metadata.sqlite')))
+  with pytest.raises(transforms.IngestionError) as failure:
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+
+  message = str(failure.value)
+  assert 'No rows kept' in message and '35 rejected rows, each with its reason' in message
+  kept_report, kept_rejected = re.search(r'report is kept at (\S+); the rejected rows at (\S+) ',
+                                         message).groups()
+  assert transforms.read_report(kept_report)['rejected'] == {rules.UNKNOWN_LABEL: 35}
+  assert len(read_rejected(os.path.dirname(kept_rejected))) == 35
+  # The component's own output folders are gone: the kept copies are the only evidence.
+  report_outputs = glob.glob(str(tmp_path / 'root' / 'TextCleaningExampleGen' /
+                                 'cleaning_report' / '*' / transforms.REPORT_FILE))
+  assert report_outputs == []
+
+
+def test_an_empty_rejected_file_is_said_to_be_empty(tmp_path):
+  (tmp_path / 'report.json').write_text('{}')
+  (tmp_path / 'rejected.jsonl').write_text('')
+  message = keep_evidence(str(tmp_path / 'report.json'), str(tmp_path / 'rejected.jsonl'),
+                          str(tmp_path / 'kept'))
+  assert message.endswith('(empty: no row was rejected).')
+  assert sorted(os.listdir(tmp_path / 'kept')) == ['rejected.jsonl', 'report.json']

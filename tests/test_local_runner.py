@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
 
 from models.settings import REPO_ROOT
 from pipeline import local_runner
@@ -53,3 +56,26 @@ def test_the_lock_goes_with_the_process_that_held_it(tmp_path):
   holder.wait()
   with local_runner.one_run_at_a_time(str(tmp_path)):
     pass
+
+
+def test_executions_a_killed_run_left_running_are_marked_on_the_next_start(tmp_path):
+  metadata_path = str(tmp_path / 'metadata.sqlite')
+  store = metadata_store.MetadataStore(
+      metadata.sqlite_metadata_connection_config(metadata_path))
+  type_id = store.put_execution_type(metadata_store_pb2.ExecutionType(name='tfx.Trainer'))
+  states = (metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.COMPLETE)
+  running_id, complete_id = store.put_executions(
+      [metadata_store_pb2.Execution(type_id=type_id, last_known_state=state) for state in states])
+
+  assert local_runner.mark_interrupted_executions(metadata_path, 'run-2') == [
+      f'Trainer (execution {running_id})']
+  running, complete = store.get_executions_by_id([running_id, complete_id])
+  assert running.last_known_state == metadata_store_pb2.Execution.CANCELED
+  assert 'run-2' in running.custom_properties[local_runner.INTERRUPTED_PROPERTY].string_value
+  assert complete.last_known_state == metadata_store_pb2.Execution.COMPLETE
+  assert local_runner.mark_interrupted_executions(metadata_path, 'run-3') == []
+
+
+def test_no_store_yet_means_nothing_to_mark(tmp_path):
+  assert local_runner.mark_interrupted_executions(str(tmp_path / 'metadata.sqlite'), 'r') == []
+  assert not (tmp_path / 'metadata.sqlite').exists()

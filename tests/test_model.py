@@ -2,13 +2,16 @@
 SavedModel whose graph holds only core TF and TF Text ops."""
 
 import dataclasses
+import pathlib
+import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import classifier, data, features, optimization, strategy as strategy_lib, trainer
+from models import (classifier, data, export, features, optimization, strategy as strategy_lib,
+                    trainer)
 from models.settings import TrainingSettings
 from tests.helpers import LABELS, MAX_SEQ_LENGTH, TEXTS, TINY_MODEL, serving_graph_ops
 
@@ -120,3 +123,19 @@ def test_unknown_strategy_is_a_clear_error():
 ])
 def test_evaluation_rounds_keep_to_the_epochs_and_the_step_budget(training, expected):
   assert trainer.evaluation_rounds(100, training) == expected
+
+
+def test_the_room_checked_before_training_holds_the_export(tiny_model_dir, tiny_transform):
+  _, output = tiny_transform
+  model = classifier.build_classifier(TINY_MODEL, len(data.vocabulary(output)), MAX_SEQ_LENGTH,
+                                      num_classes=2)
+  exported = sum(f.stat().st_size for f in pathlib.Path(tiny_model_dir).rglob('*') if f.is_file())
+  assert exported <= export.export_bytes_needed(model)
+
+
+def test_too_little_room_for_the_export_stops_before_training(tmp_path):
+  export_dir = str(tmp_path / 'not' / 'yet' / 'serving')  # checked where it will be created
+  with pytest.raises(export.NoRoomError, match=f'{tmp_path} has .* MB free'):
+    export.check_room(export_dir, shutil.disk_usage(tmp_path).free + 10**12)
+  export.check_room(export_dir, 1)
+  export.check_room('gs://bucket/serving', 10**18)  # object stores are not checked

@@ -437,3 +437,12 @@ def test_a_server_that_does_not_answer_is_a_clear_error(backend_class, server_fi
   with pytest.raises(client.ServerUnavailableError, match='did not answer'):
     client.classify(['a great movie'], backend)
   assert time.monotonic() - started < 10  # three attempts of 0.5 s at most, and short backoffs
+
+
+def test_rest_timeout_is_the_deadline_of_the_whole_request(silent_server):
+  # Four attempts of 1 s each would take 4 s and more: the deadline covers them all.
+  backend = client.RestBackend(silent_server, timeout=1.0, retries=3, backoff=0.05)
+  started = time.monotonic()
+  with pytest.raises(client.ServerUnavailableError, match=r'did not answer within 1.0 s'):
+    client.classify(['a great movie'], backend)
+  assert time.monotonic() - started < 1.5

@@ -84,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   print(f'Wrote {args.output}/examples, {report_path} and '
         f'{args.output}/{transforms.REJECTED_FILE}.')
   try:
-    transforms.check_usable(report)
+    transforms.check_usable(report, settings.max_eval_rejected_percent)
   except transforms.IngestionError as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

@@ -10,6 +10,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
+import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.example_gen import driver as example_gen_driver
@@ -68,6 +69,29 @@ def input_config_for(settings: IngestionSettings) -> example_gen_pb2.Input:
       example_gen_pb2.Input.Split(name=HASH_SPLIT_INPUT, pattern=settings.train_pattern)])
 
 
+def evidence_dir_for(report_uri: str) -> str:
+  """<pipeline root>/<component>/failed/<execution id>: beside the component's output folders
+  (<pipeline root>/<component>/<output>/<execution id>), which TFX deletes when the component
+  fails."""
+  output_dir, execution_id = os.path.split(report_uri)
+  return os.path.join(os.path.dirname(output_dir), 'failed', execution_id)
+
+
+def keep_evidence(report_path: str, rejected_path: str, evidence_dir: str) -> str:
+  """Copies the report and the rejected rows to `evidence_dir`; says where, and how many rows."""
+  tf.io.gfile.makedirs(evidence_dir)
+  kept = []
+  for path in (report_path, rejected_path):
+    target = os.path.join(evidence_dir, os.path.basename(path))
+    tf.io.gfile.copy(path, target, overwrite=True)
+    kept.append(target)
+  with tf.io.gfile.GFile(rejected_path) as f:
+    rejected_rows = sum(1 for _ in f)
+  rows = (f'{rejected_rows} rejected rows, each with its reason' if rejected_rows
+          else 'empty: no row was rejected')
+  return f'The cleaning report is kept at {kept[0]}; the rejected rows at {kept[1]} ({rows}).'
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
   """Runs the ingestion Beam pipeline, then checks and logs the report."""
 
@@ -94,7 +118,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                      os.path.join(rejected.uri, transforms.REJECTED_FILE))
 
     summary = transforms.read_report(report_path)
-    transforms.check_usable(summary)
+    try:
+      transforms.check_usable(summary, settings.max_eval_rejected_percent)
+    except transforms.IngestionError as error:
+      kept = keep_evidence(report_path, os.path.join(rejected.uri, transforms.REJECTED_FILE),
+                           evidence_dir_for(report.uri))
+      raise transforms.IngestionError(f'{error}\n{kept}') from None
     examples.split_names = artifact_utils.encode_split_names(list(transforms.SPLITS))
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, 'tfrecords_gzip')

@@ -65,12 +65,13 @@ class Rejection(NamedTuple):
   source: str
   record_number: int
   raw: str
+  split: str  # the input split the row was read for, as in RawRecord
 
   def to_json_dict(self, max_raw_chars: Optional[int] = None) -> Dict[str, object]:
     # Undecodable bytes are shown as \xNN escapes, so the line stays valid UTF-8 JSON.
     raw = self.raw.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
     return {'reason': self.reason, 'detail': self.detail, 'source': self.source,
-            'record_number': self.record_number, 'raw': raw[:max_raw_chars]}
+            'record_number': self.record_number, 'split': self.split, 'raw': raw[:max_raw_chars]}
 
 
 def clean_text(text: str, settings: IngestionSettings) -> Tuple[str, List[str]]:
@@ -110,7 +111,8 @@ def _replace_tokens(text: str, replacements: Tuple[Tuple[str, str], ...]) -> str
 def to_candidate(record: RawRecord, settings: IngestionSettings):
   """A Candidate, or a Rejection saying why the record cannot be used."""
   def reject(reason: str, detail: str) -> Rejection:
-    return Rejection(reason, detail, record.source, record.record_number, record.raw)
+    return Rejection(reason, detail, record.source, record.record_number, record.raw,
+                     record.split)
 
   if record.fields is None:
     return reject(MALFORMED, record.error)
@@ -170,10 +172,10 @@ def resolve_duplicates(text: str, candidates: List[Candidate]):
   if len(labels) > 1:
     for c in ordered:
       yield Rejection(CONFLICTING_LABELS, f'the same text has labels {labels}', c.source,
-                      c.record_number, c.raw)
+                      c.record_number, c.raw, c.split)
     return
   kept = ordered[0]
   yield kept
   for c in ordered[1:]:
     yield Rejection(DUPLICATE, f'same text as {kept.source}:{kept.record_number}', c.source,
-                    c.record_number, c.raw)
+                    c.record_number, c.raw, c.split)

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -58,11 +58,15 @@ def _to_example(candidate: rules.Candidate) -> bytes:
 
 def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
                  modified: Dict[str, int], examples: Dict[str, List[dict]],
-                 corrupt_files: Sequence[dict] = (), reject_corrupt_files: bool = False) -> dict:
+                 corrupt_files: Sequence[dict] = (), reject_corrupt_files: bool = False,
+                 input_splits: Sequence[str] = (),
+                 rejected_per_input_split: Optional[Dict[Tuple[str, str], int]] = None) -> dict:
   """The cleaning report; raises IngestionError when rows are unaccounted for.
 
   corrupt_files (source, split, detail) go under 'rejected_files' if reject_corrupt_files, else
-  under 'corrupt_files', which `check_usable` fails on.
+  under 'corrupt_files', which `check_usable` fails on. input_splits: the splits files were given
+  for ('train', 'eval', or '' for the pool a hash split divides); rejected_per_input_split: the
+  rejected rows by the input split they were read for.
   """
   corrupt_files = sorted(corrupt_files, key=lambda f: f['source'])
   report = {
@@ -79,6 +83,10 @@ def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
       'rejected_files': ({readers.CORRUPT_FILE: corrupt_files}
                          if reject_corrupt_files and corrupt_files else {}),
       'corrupt_files': [] if reject_corrupt_files else corrupt_files,
+      'rejected_per_input_split': {
+          split: {reason: count for (row_split, reason), count in sorted(
+              (rejected_per_input_split or {}).items()) if row_split == split}
+          for split in sorted(input_splits)},
   }
   if report['read'] != report['kept_total'] + report['rejected_total']:
     raise IngestionError(
@@ -95,12 +103,38 @@ def format_report(report: dict) -> str:
   lines += [f"  rejected file ({reason}): {f['source']}: {f['detail']}"
             for reason, files in report['rejected_files'].items() for f in files]
   lines += [f"  corrupt file: {f['source']}: {f['detail']}" for f in report['corrupt_files']]
+  warning = eval_shrinkage_warning(report)
+  if warning:
+    lines.append(f'  warning: {warning}')
   return '\n'.join(lines)
 
 
-def check_usable(report: dict) -> None:
-  """Raises IngestionError when an input file is corrupt (and not rejected by the settings), or
-  a split has no rows to train or evaluate on."""
+def eval_file_rows(report: dict) -> Optional[Tuple[int, int]]:
+  """(rejected, read) rows of the eval files, or None when the eval split is a hash split."""
+  # .get: reports written before this count existed (a cached ingestion) have none.
+  per_split = report.get('rejected_per_input_split', {})
+  if 'eval' not in per_split:
+    return None
+  rejected = sum(per_split['eval'].values())
+  return rejected, report['kept']['eval'] + rejected
+
+
+def eval_shrinkage_warning(report: dict) -> str:
+  """A sentence when rows of the eval files were rejected, else ''."""
+  rows = eval_file_rows(report)
+  if not rows or not rows[0]:
+    return ''
+  rejected, read = rows
+  reasons = ', '.join(f'{reason} {count}'
+                      for reason, count in report['rejected_per_input_split']['eval'].items())
+  return (f'the eval split lost {rejected} of the eval files\' {read} rows '
+          f'({100 * rejected / read:.1f}%; {reasons}), so the model is judged on fewer rows')
+
+
+def check_usable(report: dict, max_eval_rejected_percent: float) -> None:
+  """Raises IngestionError when an input file is corrupt (and not rejected by the settings), a
+  split has no rows to train or evaluate on, or more than `max_eval_rejected_percent` of the eval
+  files' rows were rejected."""
   if report['corrupt_files']:
     files = '; '.join(f"{f['source']}: {f['detail']}" for f in report['corrupt_files'])
     raise IngestionError(
@@ -114,7 +148,13 @@ def check_usable(report: dict) -> None:
   if empty:
     raise IngestionError(
         f"No rows kept for split(s) {empty} (read {report['read']}, rejected "
-        f"{report['rejected']}); see the cleaning report and the rejected rows.")
+        f"{report['rejected']}).")
+  rows = eval_file_rows(report)
+  if rows and rows[0] > max_eval_rejected_percent / 100 * rows[1]:
+    raise IngestionError(
+        f'{eval_shrinkage_warning(report).capitalize()}: more than max_eval_rejected_percent '
+        f'({max_eval_rejected_percent:g}%). Fix the eval files (or the label names), or raise '
+        'the limit.')
 
 
 def _count_per_key(pcoll, label: str):
@@ -176,9 +216,10 @@ def _read_file(file: Tuple[str, str], settings: IngestionSettings):
 
 @beam.ptransform_fn
 def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid-name
-                          report_path: str, rejected_path: str,
+                          report_path: str, rejected_path: str, input_splits: Sequence[str],
                           reject_corrupt_files: bool = False):
-  """Writes examples per split, the rejected rows and the report (checking the invariant)."""
+  """Writes examples per split, the rejected rows and the report (checking the invariant).
+  input_splits: as for `build_report`."""
   kept, rejected = cleaned['kept'], cleaned['rejected']
   for split in SPLITS:
     _ = (kept
@@ -198,6 +239,9 @@ def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid
                                        'Rejected')
   modified_per_step = _count_per_key(kept | 'StepsOf' >> beam.FlatMap(lambda c: c.modified),
                                      'Modified')
+  rejected_per_input_split = _count_per_key(
+      rejected | 'InputSplitAndReasonOf' >> beam.Map(lambda r: (r.split, r.reason)),
+      'RejectedPerInputSplit')
   examples_per_reason = (
       rejected
       | 'KeyByReason' >> beam.Map(lambda r: (r.reason, r))
@@ -214,7 +258,9 @@ def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid
           modified=beam.pvalue.AsDict(modified_per_step),
           examples=beam.pvalue.AsDict(examples_per_reason),
           corrupt_files=beam.pvalue.AsList(cleaned['corrupt_files']),
-          reject_corrupt_files=reject_corrupt_files)
+          reject_corrupt_files=reject_corrupt_files,
+          input_splits=input_splits,
+          rejected_per_input_split=beam.pvalue.AsDict(rejected_per_input_split))
       | 'ReportToJson' >> beam.Map(lambda report: json.dumps(report, indent=2, ensure_ascii=False))
       | 'WriteReport' >> beam.io.WriteToText(report_path, shard_name_template=''))
 
@@ -226,7 +272,8 @@ def run(pipeline, input_files: Dict[str, List[str]], settings: IngestionSettings
   _ = (pipeline
        | 'CleanAndSplit' >> CleanAndSplit(input_files, settings)  # pylint: disable=no-value-for-parameter
        | 'WriteOutputs' >> WriteIngestionOutputs(  # pylint: disable=no-value-for-parameter
-           examples_dir, report_path, rejected_path, settings.reject_corrupt_files))
+           examples_dir, report_path, rejected_path, list(input_files),
+           settings.reject_corrupt_files))
 
 
 def read_report(report_path: str) -> dict:

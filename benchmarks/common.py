@@ -1,10 +1,16 @@
-"""Helpers shared by the benchmarks: finding a local run's artifacts, reading validation data."""
+"""Helpers shared by the benchmarks: finding a local run's artifacts, reading validation data,
+scoring an exported model on raw text."""
 
 import csv
 import glob
 import os
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
+
+from models import features
 from pipeline.config import PipelineConfig
 
 
@@ -21,3 +27,27 @@ def read_labelled_tsv(path: str, text_column: str,
   with open(path, encoding='utf-8', newline='') as f:
     rows = list(csv.DictReader(f, delimiter='\t', quoting=csv.QUOTE_NONE))
   return [row[text_column] for row in rows], [row[label_column] for row in rows]
+
+
+def directory_megabytes(path: str) -> float:
+  files = glob.glob(os.path.join(path, '**', '*'), recursive=True)
+  return sum(os.path.getsize(f) for f in files if os.path.isfile(f)) / 1e6
+
+
+def serving_signature(model_dir: str):
+  return tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
+
+
+def probabilities_call(serve) -> Callable[[tf.Tensor], np.ndarray]:
+  """`serving_default` on a batch of texts -> probabilities, fetched as numpy so that a timing
+  covers the whole computation."""
+  return lambda batch: serve(text=batch)[features.PROBABILITIES_KEY].numpy()
+
+
+def eval_accuracy(serve, texts: List[str], labels: List[str]) -> float:
+  """Accuracy of the served labels on labelled texts."""
+  predicted = []
+  for start in range(0, len(texts), 64):
+    outputs = serve(text=tf.constant(texts[start:start + 64]))
+    predicted.extend(label.decode() for label in outputs[features.PREDICTED_LABEL_KEY].numpy())
+  return float(np.mean(np.array(predicted) == np.array(labels)))

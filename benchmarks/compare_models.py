@@ -12,37 +12,19 @@ benchmarks/serving_latency.py); the baseline's `predict` likewise.
 """
 
 import argparse
-import glob
 import os
 import time
-from typing import Callable, List, Tuple
+from typing import List, Tuple
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 
-from benchmarks.common import read_labelled_tsv
-from benchmarks.serving_latency import (BATCH_SIZES, newest_version, request_batches,
-                                        seconds_per_call)
-from models import features
+from benchmarks.common import (directory_megabytes, eval_accuracy, probabilities_call,
+                               read_labelled_tsv, serving_signature)
+from benchmarks.serving_latency import BATCH_SIZES, latencies, newest_version
 from pipeline.config import PipelineConfig
-
-
-def directory_megabytes(path: str) -> float:
-  files = glob.glob(os.path.join(path, '**', '*'), recursive=True)
-  return sum(os.path.getsize(f) for f in files if os.path.isfile(f)) / 1e6
-
-
-def latencies(call: Callable, texts: List[str], requests: int) -> List[Tuple[float, float]]:
-  """(p50, p95) milliseconds per request, for each of BATCH_SIZES."""
-  result = []
-  for batch_size in BATCH_SIZES:
-    seconds = seconds_per_call(call, request_batches(texts, batch_size, requests))
-    result.append(tuple(np.percentile(seconds, [50, 95]) * 1000))
-  return result
 
 
 def row(name: str, accuracy: float, latency: List[Tuple[float, float]], megabytes: float,
@@ -84,19 +66,10 @@ def main() -> None:
             0.0, f'trained in {fit_seconds:.1f} s'), flush=True)
 
   for name, model_dir in models.items():
-    serve = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
-    predicted = []
-    for start in range(0, len(texts), 64):
-      outputs = serve(text=tf.constant(texts[start:start + 64]))
-      predicted.extend(label.decode() for label in outputs[features.PREDICTED_LABEL_KEY].numpy())
-    accuracy = float(np.mean(np.array(predicted) == np.array(labels)))
-
-    def call(batch, serve=serve):
-      return serve(text=batch)[features.PROBABILITIES_KEY].numpy()
-
-    print(row(name, accuracy, latencies(call, texts, args.requests),
+    serve = serving_signature(model_dir)
+    print(row(name, eval_accuracy(serve, texts, labels),
+              latencies(probabilities_call(serve), texts, args.requests),
               directory_megabytes(model_dir), model_dir), flush=True)
-
 
 if __name__ == '__main__':
   main()

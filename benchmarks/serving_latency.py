@@ -14,7 +14,7 @@ No server, network or serialization is in the loop.
 import argparse
 import os
 import time
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -60,6 +60,16 @@ def seconds_per_call(call: Callable[[tf.Tensor], dict], batches: List[tf.Tensor]
     call(batch)
     seconds.append(time.perf_counter() - started)
   return np.array(seconds)
+
+
+def latencies(call: Callable[[tf.Tensor], np.ndarray], texts: List[str],
+              requests: int) -> List[Tuple[float, float]]:
+  """(p50, p95) milliseconds per request of `requests` texts, for each of BATCH_SIZES."""
+  result = []
+  for batch_size in BATCH_SIZES:
+    seconds = seconds_per_call(call, request_batches(texts, batch_size, requests))
+    result.append(tuple(np.percentile(seconds, [50, 95]) * 1000))
+  return result
 
 
 def main() -> None:

@@ -75,8 +75,11 @@ def load_vocabulary(backbone: str) -> Vocabulary:
 def build_classifier(settings: ModelSettings, vocabulary_size: int, max_seq_length: int,
                      num_classes: int) -> keras.Model:
   """Token ids [batch, length] ([CLS] ... [SEP], 0 = padding) -> probabilities [batch, classes]."""
+  # num_layers: the checkpoint's first N layers are loaded (KerasHub converts a Hugging Face
+  # checkpoint layer by layer; a KerasHub preset's weights file must match whole).
+  layers = {'num_layers': settings.backbone_layers} if settings.backbone_layers else {}
   backbone = keras_hub.models.Backbone.from_preset(resolve_handle(settings.backbone),
-                                                   name=features.BACKBONE_LAYER)
+                                                   name=features.BACKBONE_LAYER, **layers)
   if backbone.token_embedding.input_dim != vocabulary_size:
     raise ValueError(f'Backbone {settings.backbone!r} has {backbone.token_embedding.input_dim} '
                      f'token embeddings, the Transform vocabulary {vocabulary_size} tokens: the '

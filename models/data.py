@@ -36,12 +36,16 @@ def make_dataset(file_pattern: List[str], data_accessor: tfx.components.DataAcce
         num_parallel_calls=tf.data.AUTOTUNE)
   if settings.length_buckets:
     dataset = bucket_by_length(dataset, batch_size, settings.length_buckets)
-  # With several workers, each reads every file (in the same seeded order) and keeps its share of
-  # every global batch: all run the same, counted, number of steps. Sharding by file (the default
-  # policy's first choice) would give them unequal numbers of batches.
+  return sharded_by_data(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def sharded_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """With several workers, each reads all the data (in the same seeded order) and keeps its share
+  of every global batch: all run the same, counted, number of steps. Sharding by file (the
+  default policy's first choice) would give them unequal numbers of batches."""
   options = tf.data.Options()
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-  return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+  return dataset.with_options(options)
 
 
 def keep_share(inputs, label, percent: int, held_out: bool):

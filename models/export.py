@@ -51,6 +51,14 @@ def check_room(export_dir: str, needed_bytes: int) -> None:
         'training.')
 
 
+def trim_padding(token_ids: tf.Tensor) -> tf.Tensor:
+  """Drops the padding columns after the batch's longest text: Transform pads every text to
+  max_seq_length, and a short request would otherwise pay for all of it (padding is masked, so
+  the probabilities are the same)."""
+  longest = tf.reduce_max(tf.reduce_sum(tf.cast(tf.not_equal(token_ids, 0), tf.int32), axis=-1))
+  return token_ids[:, :longest]
+
+
 def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
                          class_names: List[str], export_dir: str) -> None:
   transform_layer = tf_transform_output.transform_features_layer()
@@ -61,8 +69,8 @@ def export_serving_model(model: keras.Model, tf_transform_output: tft.TFTransfor
 
   def predict(raw_features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     transformed = transform_layer(raw_features)
-    probabilities = model({features.TOKEN_IDS_KEY: transformed[features.TOKEN_IDS_KEY]},
-                          training=False)
+    probabilities = model({features.TOKEN_IDS_KEY: trim_padding(
+        transformed[features.TOKEN_IDS_KEY])}, training=False)
     return {
         features.PROBABILITIES_KEY: probabilities,
         features.PREDICTED_LABEL_KEY: tf.gather(class_name_table,

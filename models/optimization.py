@@ -2,6 +2,7 @@
 16-bit compute policy."""
 
 import contextlib
+from typing import Optional
 
 import keras
 
@@ -37,10 +38,12 @@ class SparseCrossentropy(keras.losses.Loss):
 
 
 def compile_model(model: keras.Model, total_steps: int, settings: TrainingSettings,
-                  num_replicas: int = 1) -> None:
+                  num_replicas: int = 1, loss: Optional[keras.losses.Loss] = None,
+                  metrics: Optional[list] = None) -> None:
   """AdamW with linear warm-up then cosine decay over `total_steps`, the peak learning rate scaled
   for `num_replicas`. Under mixed_float16 Keras adds loss scaling. Call it in the scope of the
-  training strategy, with `settings` resolved (settings.resolve_training)."""
+  training strategy, with `settings` resolved (settings.resolve_training). Default loss and
+  metric: cross-entropy with the label ids (label smoothing from `settings`), and accuracy."""
   warmup_steps = int(total_steps * settings.warmup_fraction)
   schedule = keras.optimizers.schedules.CosineDecay(
       initial_learning_rate=0.0, decay_steps=max(total_steps - warmup_steps, 1),
@@ -50,8 +53,8 @@ def compile_model(model: keras.Model, total_steps: int, settings: TrainingSettin
   model.compile(
       optimizer=keras.optimizers.AdamW(learning_rate=schedule,
                                        weight_decay=settings.weight_decay),
-      loss=SparseCrossentropy(settings.label_smoothing),
-      metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')],
+      loss=loss or SparseCrossentropy(settings.label_smoothing),
+      metrics=metrics or [keras.metrics.SparseCategoricalAccuracy(name='accuracy')],
       jit_compile=settings.jit_compile,
       steps_per_execution=strategy_lib.supported_steps_per_execution(
           settings.steps_per_execution))

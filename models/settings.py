@@ -84,6 +84,9 @@ class ModelSettings:
   # pretrained: backbone weights left as they are: the token embeddings, and the lowest layers.
   freeze_embeddings: bool = False
   frozen_layers: int = 0
+  # pretrained: keep only the backbone's lowest N Transformer layers (0: all of them), for a
+  # smaller, faster model such as a distillation student. Hugging Face checkpoints only.
+  backbone_layers: int = 0
   # transformer: the encoder trained from scratch.
   embedding_dim: int = 128
   num_layers: int = 2
@@ -171,11 +174,62 @@ def resolve_training(model: ModelSettings, training: TrainingSettings) -> Traini
                                           if getattr(training, name) is None})
 
 
+DISTILLATION_PUSH = ('student', 'teacher', 'both')
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillationSettings:
+  """An optional stage after the Trainer: a smaller student trained on the fine-tuned model's (the
+  teacher's) class probabilities over the training split (models/distillation.py), evaluated
+  and pushed beside it."""
+  enabled: bool = False
+  # The student. A pretrained student takes the teacher's backbone (they share the Transform's
+  # tokenization); default: its lowest two layers. Fields left at None in student_training take
+  # the student architecture's defaults.
+  student: ModelSettings = ModelSettings(backbone_layers=2)
+  student_training: TrainingSettings = TrainingSettings(learning_rate=2e-4, max_steps=3000,
+                                                        early_stopping_patience=2)
+  # Start from the teacher's weights wherever the student has one of the same name and shape
+  # (the lowest layers' student: the teacher's fine-tuned embeddings, layers and head).
+  init_from_teacher: bool = True
+  # Teacher probabilities are softened to softmax(log(p) / temperature) ...
+  temperature: float = 2.0
+  # ... and the loss is label_weight × cross-entropy with the true labels + (1 - label_weight) ×
+  # temperature² × cross-entropy with the softened teacher probabilities.
+  label_weight: float = 0.5
+  # What the Pusher pushes: student | teacher | both (the student under <model_name>_student).
+  push: str = 'both'
+
+  def __post_init__(self):
+    if self.push not in DISTILLATION_PUSH:
+      raise ValueError(f'Unknown distillation.push {self.push!r}; expected one of '
+                       f'{DISTILLATION_PUSH}.')
+    if not 0.0 <= self.label_weight <= 1.0 or self.temperature <= 0:
+      raise ValueError('distillation.label_weight must be in [0, 1] and temperature above 0.')
+
+
+def student_custom_config(teacher: ModelSettings, distillation: DistillationSettings) -> dict:
+  """The student Trainer's custom_config: its 'model' and 'training' settings and the loss's
+  'distillation' values. A pretrained student takes the teacher's backbone: they share the
+  Transform's tokenization."""
+  student = distillation.student
+  if student.architecture == 'pretrained':
+    if teacher.architecture != 'pretrained':
+      raise ValueError('A pretrained distillation student needs a pretrained teacher (they share '
+                       "the backbone's tokenization); use student architecture 'transformer'.")
+    student = dataclasses.replace(student, backbone=teacher.backbone)
+  return {'model': as_custom_config(student),
+          'training': as_custom_config(distillation.student_training),
+          'distillation': {'temperature': distillation.temperature,
+                           'label_weight': distillation.label_weight,
+                           'init_from_teacher': distillation.init_from_teacher}}
+
+
 # Training fields that only act on the optimiser, so a Tuner trial can set them on the same data.
 TUNABLE_TRAINING_FIELDS = ('learning_rate', 'warmup_fraction', 'weight_decay', 'label_smoothing')
 # Model fields that change the shapes of the weights: a warm start cannot carry those over.
-SHAPE_MODEL_FIELDS = ('architecture', 'backbone', 'embedding_dim', 'num_layers', 'num_heads',
-                      'intermediate_dim', 'pooling')
+SHAPE_MODEL_FIELDS = ('architecture', 'backbone', 'backbone_layers', 'embedding_dim',
+                      'num_layers', 'num_heads', 'intermediate_dim', 'pooling')
 
 SearchSpace = Tuple[Tuple[str, Tuple[Union[bool, int, float, str], ...]], ...]
 # The Tuner's search space when TuningSettings.search_space is empty.

@@ -4,7 +4,7 @@ settings, strategy, Transform output, datasets and a compiled model."""
 import dataclasses
 import os
 import time
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import keras
 import tensorflow as tf
@@ -49,9 +49,11 @@ class TrainingSetup:
         held_out=held_out))
 
   def compiled_model(self, model_settings: ModelSettings, training: TrainingSettings,
-                     total_steps: int, base_model: Optional[str] = None) -> keras.Model:
+                     total_steps: int, base_model: Optional[str] = None,
+                     loss: Optional[keras.losses.Loss] = None,
+                     metrics: Optional[list] = None) -> keras.Model:
     """A new classifier in the strategy's scope, from `base_model`'s weights if given, compiled
-    for `total_steps` optimizer steps."""
+    for `total_steps` optimizer steps (with `loss` and `metrics`, or compile_model's)."""
     with self.strategy.scope(), optimization.dtype_policy(training.mixed_precision):
       model = classifier.build_classifier(model_settings, len(self.vocabulary),
                                           self.max_seq_length, len(self.classes))
@@ -59,7 +61,7 @@ class TrainingSetup:
         warm_start.initialize_from_base_model(
             model, classifier.token_embeddings(model, model_settings), base_model,
             self.vocabulary)
-      optimization.compile_model(model, total_steps, training, self.num_replicas)
+      optimization.compile_model(model, total_steps, training, self.num_replicas, loss, metrics)
     return model
 
 
@@ -158,16 +160,31 @@ def run_hparams(model_settings: ModelSettings, training: TrainingSettings,
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """TFX Trainer entry point: trains under the configured strategy and exports for serving."""
   setup = prepare(fn_args)
-  training = setup.training
   train_dataset, steps_per_epoch, examples_per_epoch = setup.dataset(fn_args.train_files,
                                                                      for_training=True)
   eval_dataset, _, _ = setup.dataset(fn_args.eval_files, for_training=False)
+  fit_and_export(setup, train_dataset, steps_per_epoch, examples_per_epoch, eval_dataset,
+                 base_model=fn_args.base_model)
+
+
+def fit_and_export(setup: TrainingSetup, train_dataset: tf.data.Dataset, steps_per_epoch: int,
+                   examples_per_epoch: int, eval_dataset: tf.data.Dataset,
+                   base_model: Optional[str] = None,
+                   initialize: Optional[Callable[[keras.Model], None]] = None,
+                   loss: Optional[keras.losses.Loss] = None, metrics: Optional[list] = None,
+                   extra_hparams: Optional[Dict[str, HParamValue]] = None) -> None:
+  """Trains a new classifier (setup's settings; from `base_model`'s weights if given, then
+  `initialize`d if given; with `loss` and `metrics`, or compile_model's) in evaluation rounds with
+  early stopping on val_accuracy, logs to TensorBoard, and exports it for serving."""
+  fn_args, training = setup.fn_args, setup.training
   train_dataset, steps_per_round, rounds = in_rounds(train_dataset, steps_per_epoch, training)
   logging.info('Training %d rounds of %d steps (global batch %d on %d replicas), classes %s.',
                rounds, steps_per_round, setup.global_batch_size, setup.num_replicas,
                setup.classes)
   model = setup.compiled_model(setup.model_settings, training, steps_per_round * rounds,
-                               base_model=fn_args.base_model)
+                               base_model=base_model, loss=loss, metrics=metrics)
+  if initialize:
+    initialize(model)
   if strategy_lib.is_chief():
     export.check_room(fn_args.serving_model_dir, export.export_bytes_needed(model))
 
@@ -179,7 +196,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                     restore_best_weights=True)]
   if strategy_lib.is_chief():
     write_hparams(fn_args.model_run_dir,
-                  run_hparams(setup.model_settings, training, setup.num_replicas))
+                  {**run_hparams(setup.model_settings, training, setup.num_replicas),
+                   **(extra_hparams or {})})
     # Scalars (loss, accuracy, learning rate, examples/s) and weight histograms, every round.
     callbacks.append(keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                  histogram_freq=1, update_freq='epoch'))
@@ -203,8 +221,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
 
 def local_fn_args(transform_graph_path: str, examples_dir: str, work_dir: str,
-                  custom_config: dict) -> tfx.components.FnArgs:
-  """What the TFX Trainer hands `run_fn` for Transform's examples in `examples_dir` (Split-train,
+                  custom_config: dict, base_model: Optional[str] = None) -> tfx.components.FnArgs:
+  """What the TFX Trainer hands `run_fn` for the examples in `examples_dir` (Split-train,
   Split-eval), to train outside a pipeline (benchmarks, tests). The model lands in
   work_dir/serving, the TensorBoard logs in work_dir/logs."""
   examples = standard_artifacts.Examples()
@@ -218,4 +236,5 @@ def local_fn_args(transform_graph_path: str, examples_dir: str, work_dir: str,
           record_batch_factory=None, data_view_decode_fn=None),
       serving_model_dir=os.path.join(work_dir, 'serving'),
       model_run_dir=os.path.join(work_dir, 'logs'),
+      base_model=base_model,
       custom_config=custom_config)

@@ -19,10 +19,12 @@ def build_classifier(settings: ModelSettings, vocabulary_size: int, max_seq_leng
       vocabulary_size=vocabulary_size, sequence_length=max_seq_length,
       embedding_dim=settings.embedding_dim, name=features.EMBEDDING_LAYER)(token_ids)
   x = keras.layers.Dropout(settings.dropout)(x)
-  for _ in range(settings.num_layers):
+  # Fixed layer names (as a KerasHub backbone's): weights keep their names across processes, so
+  # a distillation student can take the ones it shares with its teacher.
+  for index in range(settings.num_layers):
     x = keras_hub.layers.TransformerEncoder(
         intermediate_dim=settings.intermediate_dim, num_heads=settings.num_heads,
-        dropout=settings.dropout)(x, padding_mask=padding_mask)
+        dropout=settings.dropout, name=f'transformer_layer_{index}')(x, padding_mask=padding_mask)
   x = heads.pool(x, padding_mask, settings.pooling)
   return keras.Model({features.TOKEN_IDS_KEY: token_ids},
                      heads.class_probabilities(x, num_classes, settings.dropout))

@@ -13,9 +13,9 @@ import os
 from typing import Tuple
 
 from models.settings import (DEFAULT_MODEL_NAME, REPO_ROOT, SHAPE_MODEL_FIELDS,
-                             IngestionSettings, ModelSettings, PreprocessingSettings,
-                             TrainingSettings, TuningSettings, resolve_search_space,
-                             with_overrides)
+                             DistillationSettings, IngestionSettings, ModelSettings,
+                             PreprocessingSettings, TrainingSettings, TuningSettings,
+                             resolve_search_space, student_custom_config, with_overrides)
 
 
 def json_from_env(name: str) -> dict:
@@ -58,8 +58,11 @@ class PipelineConfig:
   training: TrainingSettings = TrainingSettings()
   tuning: TuningSettings = TuningSettings()
   evaluation: EvaluationSettings = EvaluationSettings()
+  distillation: DistillationSettings = DistillationSettings()
 
   def __post_init__(self):
+    if self.distillation.enabled:
+      student_custom_config(self.model, self.distillation)  # refuses a mismatched student
     if self.training.warm_start and self.tuning.enabled:
       reshaping = [name for name, _ in resolve_search_space(self.model, self.tuning)
                    if name.partition('.')[2] in SHAPE_MODEL_FIELDS and name.startswith('model.')]
@@ -78,6 +81,16 @@ class PipelineConfig:
   @property
   def push_destination(self) -> str:
     return os.path.join(self.serving_model_dir, self.model_name)
+
+  @property
+  def student_model_name(self) -> str:
+    return f'{self.model_name}_student'
+
+  @property
+  def student_push_destination(self) -> str:
+    """Where the distilled student goes when distillation.push is 'both' (when 'student', it
+    takes push_destination)."""
+    return os.path.join(self.serving_model_dir, self.student_model_name)
 
   @classmethod
   def from_env(cls, **overrides) -> 'PipelineConfig':

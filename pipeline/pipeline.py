@@ -4,7 +4,7 @@ The same `create_pipeline` serves every runner (local, Kubeflow / Vertex AI); ru
 the metadata store, the Beam arguments and where things live.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -15,12 +15,20 @@ from components import atomic_pusher
 from components.cleaning.component import TextCleaningExampleGen
 from components.data_gate import DataGate
 from models import features
-from models.settings import as_custom_config
+from models.settings import as_custom_config, student_custom_config
 from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'models.trainer.run_fn'
 TUNER_FN = 'models.tuner.tuner_fn'
+DISTILLATION_RUN_FN = 'models.distillation.run_fn'
+# Node ids: the teacher's keep TFX's defaults, so existing runs' caches and baselines carry over.
+TRAINER_ID, EVALUATOR_ID, PUSHER_ID = 'Trainer', 'Evaluator', 'Pusher'
+STUDENT_TRAINER_ID = 'StudentTrainer'
+STUDENT_EVALUATOR_ID = 'StudentEvaluator'
+STUDENT_PUSHER_ID = 'StudentPusher'
+RESOLVER_IDS = {TRAINER_ID: 'latest_blessed_model_resolver',
+                STUDENT_TRAINER_ID: 'latest_blessed_student_resolver'}
 
 
 def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -62,6 +70,41 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
       metrics_specs=metrics_specs)
 
 
+def push_destinations(config: PipelineConfig) -> Tuple[Optional[str], Optional[str]]:
+  """(where the Trainer's model is pushed, where the distilled student is), None for a model the
+  pipeline does not push: `distillation.push` says which; the student alone takes the model
+  name, both give the student <model_name>_student."""
+  if not config.distillation.enabled:
+    return config.push_destination, None
+  return {'teacher': (config.push_destination, None),
+          'student': (None, config.push_destination),
+          'both': (config.push_destination, config.student_push_destination),
+          }[config.distillation.push]
+
+
+def latest_blessed_model(trainer_id: str, evaluator_id: str) -> tfx.dsl.Resolver:
+  """The newest model of `trainer_id` that `evaluator_id` blessed: a teacher's baseline is never
+  a student, nor the other way round."""
+  return tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                            producer_component_id=trainer_id),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                     producer_component_id=evaluator_id),
+  ).with_id(RESOLVER_IDS[trainer_id])
+
+
+def pusher(trainer, evaluator, destination: str, pusher_id: str) -> tfx.components.Pusher:
+  """Versions appear whole or not at all, and an unchanged model is not pushed again."""
+  return tfx.components.Pusher(
+      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=destination)),
+  ).with_id(pusher_id)
+
+
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config=None,
                     beam_pipeline_args: Optional[List[str]] = None,
@@ -91,11 +134,7 @@ def create_pipeline(config: PipelineConfig,
 
   # The last blessed model: the Evaluator's baseline, and the Trainer's starting point when
   # warm-starting.
-  model_resolver = tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  ).with_id('latest_blessed_model_resolver')
+  model_resolver = latest_blessed_model(TRAINER_ID, EVALUATOR_ID)
 
   model_config = {'model': as_custom_config(config.model),
                   'training': as_custom_config(config.training)}
@@ -114,26 +153,43 @@ def create_pipeline(config: PipelineConfig,
       run_fn=RUN_FN, **training_inputs,
       base_model=model_resolver.outputs['model'] if config.training.warm_start else None,
       hyperparameters=tuner.outputs['best_hyperparameters'] if tuner else None,
-      custom_config={**model_config, **(trainer_custom_config or {})})
+      custom_config={**model_config, **(trainer_custom_config or {})}).with_id(TRAINER_ID)
 
   evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
       baseline_model=model_resolver.outputs['model'],
-      eval_config=create_eval_config(config))
+      eval_config=create_eval_config(config)).with_id(EVALUATOR_ID)
 
-  # Versions appear whole or not at all, and an unchanged model is not pushed again.
-  pusher = tfx.components.Pusher(
-      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
-      model=trainer.outputs['model'],
-      model_blessing=evaluator.outputs['blessing'],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=config.push_destination)))
+  nodes: List[BaseNode] = [model_resolver, trainer, evaluator]
+  teacher_destination, student_destination = push_destinations(config)
+  if teacher_destination:
+    nodes.append(pusher(trainer, evaluator, teacher_destination, PUSHER_ID))
+  if config.distillation.enabled:
+    # The student: trained on the teacher's probabilities over the raw examples, which the
+    # teacher's exported model tokenizes and scores itself.
+    student_resolver = latest_blessed_model(STUDENT_TRAINER_ID, STUDENT_EVALUATOR_ID)
+    student_trainer = tfx.components.Trainer(
+        run_fn=DISTILLATION_RUN_FN,
+        examples=example_gen.outputs['examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=schema_gen.outputs['schema'],
+        base_model=trainer.outputs['model'],
+        train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(),
+        custom_config={**student_custom_config(config.model, config.distillation),
+                       **(trainer_custom_config or {})}).with_id(STUDENT_TRAINER_ID)
+    student_evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'],
+        model=student_trainer.outputs['model'],
+        baseline_model=student_resolver.outputs['model'],
+        eval_config=create_eval_config(config)).with_id(STUDENT_EVALUATOR_ID)
+    nodes += [student_resolver, student_trainer, student_evaluator,
+              *([pusher(student_trainer, student_evaluator, student_destination,
+                        STUDENT_PUSHER_ID)] if student_destination else [])]
 
   components: List[BaseNode] = [
       example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
-      *([tuner] if tuner else []), model_resolver, trainer, evaluator, pusher]
+      *([tuner] if tuner else []), *nodes]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,

@@ -9,7 +9,7 @@ import dataclasses
 import glob
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
@@ -20,23 +20,38 @@ from tfx import v1 as tfx
 from components import atomic_pusher
 from components.cleaning.component import CleaningReport
 from components.cleaning.transforms import REPORT_FILE, eval_shrinkage_warning
+from models.distillation import TEACHER_PASS_FILE
+from pipeline import pipeline
 from pipeline.config import PipelineConfig
 
-# The context type TFX's portable runtime (LocalDagRunner) gives each run; its name is the run id.
+# The context types TFX's portable runtime (LocalDagRunner) gives each run (named by the run id)
+# and each node ('<pipeline>.<node id>').
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
+NODE_CONTEXT = 'node'
+ACCURACY_METRIC = 'sparse_categorical_accuracy'
+
+
+@dataclasses.dataclass
+class ModelSummary:
+  """One trained model of the run: the model, or with distillation the teacher and the student."""
+  metrics: Dict[str, Dict[str, float]]  # slice name -> metric name -> value
+  blessed: Optional[bool]
+  not_blessed_because: List[str]  # the failed checks, with their values
+  pushed_to: Optional[str]
+  live_model: Optional[str]  # the newest version under its push destination: what serving loads
+  already_live: Optional[str]  # the version that already held this run's model: not pushed again
+  model_run_dir: Optional[str]
+  megabytes: Optional[float]  # the exported model on disk
+  push_destination: Optional[str]  # None: this model is not pushed by the pipeline
 
 
 @dataclasses.dataclass
 class RunSummary:
   run_id: str
   cleaning: Optional[dict]
-  metrics: Dict[str, Dict[str, float]]  # slice name -> metric name -> value
-  blessed: Optional[bool]
-  not_blessed_because: List[str]  # the failed checks, with their values
-  pushed_to: Optional[str]
-  live_model: Optional[str]  # the newest version under push_destination: what serving loads
-  already_live: Optional[str]  # the version that already held this run's model: not pushed again
-  model_run_dir: Optional[str]
+  model: ModelSummary  # with distillation: the teacher
+  student: Optional[ModelSummary]  # with distillation
+  teacher_pass: Optional[dict]  # with distillation: what the teacher's pass over training cost
 
 
 def _store(config: PipelineConfig) -> Optional[metadata_store.MetadataStore]:
@@ -55,16 +70,26 @@ def _run_context(store: metadata_store.MetadataStore,
   return max(runs, key=lambda c: c.id) if runs else None
 
 
+Outputs = Dict[Tuple[str, str], metadata_store_pb2.Artifact]
+
+
 def run_outputs(store: metadata_store.MetadataStore,
-                context: metadata_store_pb2.Context) -> Dict[str, metadata_store_pb2.Artifact]:
-  """Artifact type name -> the newest artifact of that type the run's executions output."""
-  executions = store.get_executions_by_context(context.id)
-  events = store.get_events_by_execution_ids([e.id for e in executions])
+                context: metadata_store_pb2.Context) -> Outputs:
+  """(node id, artifact type name) -> the newest artifact of that type the node's executions in
+  the run output."""
+  run_executions = {e.id for e in store.get_executions_by_context(context.id)}
+  node_of = {}
+  for node in store.get_contexts_by_type(NODE_CONTEXT):
+    for execution in store.get_executions_by_context(node.id):
+      if execution.id in run_executions:
+        node_of[execution.id] = node.name.split('.', 1)[1]  # '<pipeline>.<node id>'
+  events = store.get_events_by_execution_ids(list(run_executions))
   # OUTPUT only: a Resolver's picks (the last blessed model) are INTERNAL_OUTPUT events.
-  ids = {e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
+  producer = {e.artifact_id: node_of.get(e.execution_id) for e in events
+              if e.type == metadata_store_pb2.Event.OUTPUT}
   type_names = {t.id: t.name for t in store.get_artifact_types()}
-  return {type_names[a.type_id]: a
-          for a in sorted(store.get_artifacts_by_id(list(ids)), key=lambda a: a.id)}
+  return {(producer[a.id], type_names[a.type_id]): a
+          for a in sorted(store.get_artifacts_by_id(list(producer)), key=lambda a: a.id)}
 
 
 def _int_property(artifact, name: str) -> Optional[int]:
@@ -165,6 +190,42 @@ def _read_cleaning_report(report) -> Optional[dict]:
     return json.load(f)
 
 
+def _model_summary(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_id: str,
+                   push_destination: Optional[str]) -> ModelSummary:
+  types = tfx.types.standard_artifacts
+  evaluation = outputs.get((evaluator_id, types.ModelEvaluation.TYPE_NAME))
+  metrics = load_metrics(evaluation.uri) if evaluation is not None else {}
+  blessed = _int_property(outputs.get((evaluator_id, types.ModelBlessing.TYPE_NAME)), 'blessed')
+  pushed = outputs.get((pusher_id, types.PushedModel.TYPE_NAME))
+  model = outputs.get((trainer_id, types.Model.TYPE_NAME))
+  model_run = outputs.get((trainer_id, types.ModelRun.TYPE_NAME))
+  return ModelSummary(
+      metrics=metrics,
+      blessed=None if blessed is None else bool(blessed),
+      not_blessed_because=(explain_not_blessed(evaluation.uri, metrics)
+                           if blessed == 0 and evaluation is not None else []),
+      pushed_to=(_string_property(pushed, 'pushed_destination')
+                 if _int_property(pushed, 'pushed') else None),
+      live_model=live_model(push_destination) if push_destination else None,
+      already_live=_string_property(pushed, atomic_pusher.ALREADY_LIVE_KEY),
+      model_run_dir=model_run.uri if model_run is not None else None,
+      megabytes=_megabytes(model.uri) if model is not None else None,
+      push_destination=push_destination)
+
+
+def _megabytes(path: str) -> float:
+  return sum(os.path.getsize(os.path.join(folder, name))
+             for folder, _, names in os.walk(path) for name in names) / 1e6
+
+
+def _read_teacher_pass(student: ModelSummary) -> Optional[dict]:
+  path = os.path.join(student.model_run_dir or '', TEACHER_PASS_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optional[RunSummary]:
   """What run `run_id` produced (default: the newest run); None if the store has no such run."""
   store = _store(config)
@@ -172,24 +233,51 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
   if context is None:
     return None
   outputs = run_outputs(store, context)
-  types = tfx.types.standard_artifacts
-  evaluation = outputs.get(types.ModelEvaluation.TYPE_NAME)
-  metrics = load_metrics(evaluation.uri) if evaluation is not None else {}
-  blessed = _int_property(outputs.get(types.ModelBlessing.TYPE_NAME), 'blessed')
-  pushed = outputs.get(types.PushedModel.TYPE_NAME)
-  model_run = outputs.get(types.ModelRun.TYPE_NAME)
+  teacher_destination, student_destination = pipeline.push_destinations(config)
+  student = None
+  if any(node == pipeline.STUDENT_TRAINER_ID for node, _ in outputs):
+    student = _model_summary(outputs, pipeline.STUDENT_TRAINER_ID, pipeline.STUDENT_EVALUATOR_ID,
+                             pipeline.STUDENT_PUSHER_ID, student_destination)
   return RunSummary(
       run_id=context.name,
-      cleaning=_read_cleaning_report(outputs.get(CleaningReport.TYPE_NAME)),
-      metrics=metrics,
-      blessed=None if blessed is None else bool(blessed),
-      not_blessed_because=(explain_not_blessed(evaluation.uri, metrics)
-                           if blessed == 0 and evaluation is not None else []),
-      pushed_to=(_string_property(pushed, 'pushed_destination')
-                 if _int_property(pushed, 'pushed') else None),
-      live_model=live_model(config.push_destination),
-      already_live=_string_property(pushed, atomic_pusher.ALREADY_LIVE_KEY),
-      model_run_dir=model_run.uri if model_run is not None else None)
+      cleaning=_read_cleaning_report(
+          outputs.get(('TextCleaningExampleGen', CleaningReport.TYPE_NAME))),
+      model=_model_summary(outputs, pipeline.TRAINER_ID, pipeline.EVALUATOR_ID,
+                           pipeline.PUSHER_ID, teacher_destination),
+      student=student,
+      teacher_pass=_read_teacher_pass(student) if student else None)
+
+
+def _format_model(model: ModelSummary, heading: str) -> List[str]:
+  lines = []
+  for slice_name, values in sorted(model.metrics.items(),
+                                   key=lambda kv: (kv[0] != 'overall', kv[0])):
+    shown = ', '.join(f'{name} {value:.4f}' for name, value in sorted(values.items())
+                      if name != 'example_count')
+    count = values.get('example_count')
+    lines.append(f'{heading}Eval [{slice_name}]' + (f' n={count:.0f}' if count else '') +
+                 f': {shown}')
+  because = '; '.join(model.not_blessed_because)
+  lines.append(f'{heading}Blessed: {model.blessed}' + (f', because {because}' if because else ''))
+  if model.pushed_to:
+    lines.append(f'{heading}Pushed to: {model.pushed_to}')
+  elif model.already_live:
+    lines.append(f'{heading}Pushed to: not pushed again; the same model is live at '
+                 f'{model.already_live}')
+  elif model.push_destination is None:
+    lines.append(f'{heading}Pushed to: not pushed (distillation.push)')
+  elif model.live_model:
+    lines.append(f'{heading}Pushed to: not pushed; {model.live_model} stays live')
+  else:
+    lines.append(f'{heading}Pushed to: not pushed; none pushed yet')
+  if model.model_run_dir:
+    lines.append(f'{heading}TensorBoard: tensorboard --logdir {model.model_run_dir}')
+  return lines
+
+
+def _accuracy(model: ModelSummary, slice_name: str = 'overall') -> str:
+  value = model.metrics.get(slice_name, {}).get(ACCURACY_METRIC)
+  return '-' if value is None else f'{value:.4f}'
 
 
 def format_summary(summary: RunSummary, seconds: float) -> str:
@@ -200,22 +288,17 @@ def format_summary(summary: RunSummary, seconds: float) -> str:
     shrunk = eval_shrinkage_warning(c)
     if shrunk:
       lines.append(f'Warning: {shrunk}.')
-  for slice_name, values in sorted(summary.metrics.items(),
-                                   key=lambda kv: (kv[0] != 'overall', kv[0])):
-    shown = ', '.join(f'{name} {value:.4f}' for name, value in sorted(values.items())
-                      if name != 'example_count')
-    count = values.get('example_count')
-    lines.append(f'Eval [{slice_name}]' + (f' n={count:.0f}' if count else '') + f': {shown}')
-  because = '; '.join(summary.not_blessed_because)
-  lines.append(f'Blessed: {summary.blessed}' + (f', because {because}' if because else ''))
-  if summary.pushed_to:
-    lines.append(f'Pushed to: {summary.pushed_to}')
-  elif summary.already_live:
-    lines.append(f'Pushed to: not pushed again; the same model is live at {summary.already_live}')
-  elif summary.live_model:
-    lines.append(f'Pushed to: not pushed; {summary.live_model} stays live')
-  else:
-    lines.append('Pushed to: not pushed; none pushed yet')
-  if summary.model_run_dir:
-    lines.append(f'TensorBoard: tensorboard --logdir {summary.model_run_dir}')
-  return '\n'.join(lines)
+  if summary.student is None:
+    return '\n'.join(lines + _format_model(summary.model, ''))
+  teacher, student = summary.model, summary.student
+  slices = sorted(set(teacher.metrics) | set(student.metrics),
+                  key=lambda name: (name != 'overall', name))
+  lines.append(f"{'accuracy':<28} {'teacher':>8} {'student':>8}")
+  lines += [f'  {name:<26} {_accuracy(teacher, name):>8} {_accuracy(student, name):>8}'
+            for name in slices]
+  lines.append(f"  {'size (MB)':<26} {teacher.megabytes or 0:>8.1f} {student.megabytes or 0:>8.1f}")
+  if summary.teacher_pass:
+    p = summary.teacher_pass
+    lines.append(f"Teacher's probabilities over {p['examples']} training examples: computed "
+                 f"once, in {p['seconds']:.0f} s.")
+  return '\n'.join(lines + _format_model(teacher, 'Teacher ') + _format_model(student, 'Student '))

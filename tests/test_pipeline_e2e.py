@@ -15,7 +15,7 @@ from tfx import v1 as tfx
 
 from pipeline import local_runner, run_summary
 from components import atomic_pusher
-from models.settings import TuningSettings
+from models.settings import DistillationSettings, TuningSettings
 from tests.helpers import CACHED_ON_RERUN, latest_executions, open_store, small_config
 
 COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
@@ -69,12 +69,12 @@ def test_every_component_executes(runs):
 def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
   config, _, _, _ = runs
   summary = run_summary.summarize_run(config)
-  assert summary.blessed is True
-  assert summary.pushed_to and summary.pushed_to.startswith(config.push_destination)
+  assert summary.model.blessed is True
+  assert summary.model.pushed_to and summary.model.pushed_to.startswith(config.push_destination)
   versions = os.listdir(config.push_destination)
   assert versions and all(v.isdigit() for v in versions)
 
-  result = subprocess.run([sys.executable, '-c', LOAD_AND_PREDICT, summary.pushed_to],
+  result = subprocess.run([sys.executable, '-c', LOAD_AND_PREDICT, summary.model.pushed_to],
                           capture_output=True, text=True, check=True)
   outputs = json.loads(result.stdout.strip().splitlines()[-1])
   assert len(outputs['probabilities']) == 2
@@ -87,13 +87,13 @@ def test_summary_reports_metrics_and_tensorboard(runs):
   config, _, _, _ = runs
   summary = run_summary.summarize_run(config)
   assert summary.cleaning['read'] == 3200
-  overall = summary.metrics['overall']
+  overall = summary.model.metrics['overall']
   assert overall['example_count'] == 200
   assert 0.0 <= overall['sparse_categorical_accuracy'] <= 1.0
-  assert any(name.startswith('length_bucket:') for name in summary.metrics)
-  assert os.path.isdir(summary.model_run_dir)
+  assert any(name.startswith('length_bucket:') for name in summary.model.metrics)
+  assert os.path.isdir(summary.model.model_run_dir)
   text = run_summary.format_summary(summary, 60.0)
-  assert f'tensorboard --logdir {summary.model_run_dir}' in text
+  assert f'tensorboard --logdir {summary.model.model_run_dir}' in text
 
 
 def test_rerun_is_served_from_cache_up_to_the_trainer(runs):
@@ -160,3 +160,46 @@ def test_tuner_searches_and_the_trainer_takes_its_best_values(runs):
     values = json.load(f)['values']
   for name, candidates in TUNING_SEARCH_SPACE:
     assert values[name] in candidates, name
+
+
+@pytest.fixture(scope='module')
+def distilled_runs(sst2_slice, tmp_path_factory):
+  """Two runs with distillation on (a from-scratch teacher and a smaller student, both pushed);
+  the second changes only the distillation's temperature."""
+  config = small_config(sst2_slice, str(tmp_path_factory.mktemp('distilled')))
+  student = dataclasses.replace(config.model, embedding_dim=16, intermediate_dim=32)
+  config = dataclasses.replace(config, distillation=DistillationSettings(
+      enabled=True, student=student, student_training=dataclasses.replace(config.training)))
+  tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
+  first = latest_executions(config)
+  config = dataclasses.replace(config, distillation=dataclasses.replace(config.distillation,
+                                                                        temperature=3.0))
+  tfx.orchestration.LocalDagRunner().run(local_runner.build(config))
+  return config, first, latest_executions(config)
+
+
+def test_distillation_pushes_teacher_and_student_that_serve_raw_text(distilled_runs):
+  config, first, _ = distilled_runs
+  for node_id in ('StudentTrainer', 'StudentEvaluator', 'StudentPusher'):
+    assert first[node_id].last_known_state == metadata_store_pb2.Execution.COMPLETE, node_id
+  summary = run_summary.summarize_run(config)
+  kept = summary.cleaning['kept']['train']
+  assert summary.student is not None and summary.teacher_pass['examples'] == kept
+  assert summary.student.megabytes < summary.model.megabytes
+  for model in (summary.model, summary.student):
+    assert model.blessed is True
+    result = subprocess.run([sys.executable, '-c', LOAD_AND_PREDICT, model.pushed_to],
+                            capture_output=True, text=True, check=True)
+    assert set(json.loads(result.stdout.strip().splitlines()[-1])['label']) <= {'0', '1'}
+  assert os.path.dirname(summary.student.pushed_to) == config.student_push_destination
+  text = run_summary.format_summary(summary, 60.0)
+  assert f"Teacher's probabilities over {kept} training examples: computed once" in text
+  assert 'Student Pushed to: ' + summary.student.pushed_to in text
+
+
+def test_a_distillation_change_reruns_only_the_student(distilled_runs):
+  _, first, second = distilled_runs
+  for node_id in CACHED_ON_RERUN:  # the teacher's Trainer included
+    assert second[node_id].last_known_state == metadata_store_pb2.Execution.CACHED, node_id
+  assert second['StudentTrainer'].last_known_state == metadata_store_pb2.Execution.COMPLETE
+  assert second['StudentTrainer'].id != first['StudentTrainer'].id

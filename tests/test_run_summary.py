@@ -160,19 +160,19 @@ def test_summary_reports_its_own_run_not_the_newest_artifacts(store):
   config = store.config
   summary = run_summary.summarize_run(config, 'this-run')
   assert summary.run_id == 'this-run'
-  assert summary.model_run_dir == run_dir(config, 'this-run')
+  assert summary.model.model_run_dir == run_dir(config, 'this-run')
   assert summary.cleaning['read'] == 'first'  # what its cached execution output
-  assert summary.metrics['overall'][ACCURACY] == pytest.approx(0.71)
-  assert summary.blessed is False and summary.pushed_to is None
+  assert summary.model.metrics['overall'][ACCURACY] == pytest.approx(0.71)
+  assert summary.model.blessed is False and summary.model.pushed_to is None
   text = run_summary.format_summary(summary, 60.0)
   assert f"TensorBoard: tensorboard --logdir {run_dir(config, 'this-run')}" in text
   assert 'later' not in text
 
   newest = run_summary.summarize_run(config)
-  assert newest.run_id == 'later' and newest.blessed is True
-  assert newest.pushed_to == os.path.join(config.push_destination, '102')
-  assert newest.model_run_dir == run_dir(config, 'later')
-  assert newest.metrics['overall'][ACCURACY] == pytest.approx(0.92)
+  assert newest.run_id == 'later' and newest.model.blessed is True
+  assert newest.model.pushed_to == os.path.join(config.push_destination, '102')
+  assert newest.model.model_run_dir == run_dir(config, 'later')
+  assert newest.model.metrics['overall'][ACCURACY] == pytest.approx(0.92)
 
 
 def test_no_summary_for_an_unknown_run_or_a_missing_store(tmp_path):
@@ -182,13 +182,13 @@ def test_no_summary_for_an_unknown_run_or_a_missing_store(tmp_path):
   with metadata.Metadata(connection(config)) as handle:
     record_run(Store(config, handle), 'first', accuracy=0.90)
   assert run_summary.summarize_run(config, 'never-ran') is None
-  assert run_summary.summarize_run(config, 'first').blessed is True
+  assert run_summary.summarize_run(config, 'first').model.blessed is True
 
 
 def test_not_blessed_names_the_failed_floor_with_values(store):
   record_run(store, 'first', accuracy=0.71)
   summary = run_summary.summarize_run(store.config, 'first')
-  assert summary.not_blessed_because == [f'{ACCURACY} 0.7100 < floor 0.7500']
+  assert summary.model.not_blessed_because == [f'{ACCURACY} 0.7100 < floor 0.7500']
   text = run_summary.format_summary(summary, 60.0)
   assert f'Blessed: False, because {ACCURACY} 0.7100 < floor 0.7500' in text
   assert 'Pushed to: not pushed; none pushed yet' in text
@@ -201,7 +201,7 @@ def test_not_blessed_names_the_regression_and_the_version_that_stays_live(store)
   os.makedirs(os.path.join(destination, 'tmp-copy'))
   record_run(store, 'second', accuracy=0.80, baseline=0.83)
   summary = run_summary.summarize_run(store.config, 'second')
-  assert summary.not_blessed_because == [
+  assert summary.model.not_blessed_because == [
       f"{ACCURACY} 0.8000 is 0.0300 below the last blessed model's 0.8300 (tolerance 0.0100)"]
   text = run_summary.format_summary(summary, 60.0)
   assert f"Pushed to: not pushed; {os.path.join(destination, '100')} stays live" in text
@@ -230,7 +230,8 @@ def test_local_runner_names_its_run_and_cached_executions_count(tmp_path):
       context = handle.store.get_context_by_type_and_name(run_summary.PIPELINE_RUN_CONTEXT,
                                                           run_id)
       [execution] = handle.store.get_executions_by_context(context.id)
-      schema = run_summary.run_outputs(handle.store, context)[TYPES.Schema.TYPE_NAME]
+      schema = run_summary.run_outputs(handle.store, context)[
+          ('ImportSchemaGen', TYPES.Schema.TYPE_NAME)]
       outputs[run_id] = (execution.last_known_state, schema.id)
   assert outputs['run-1'][0] == metadata_store_pb2.Execution.COMPLETE
   assert outputs['run-2'] == (metadata_store_pb2.Execution.CACHED, outputs['run-1'][1])

@@ -1,0 +1,196 @@
+"""Task-specific distillation: a small student learns the fine-tuned teacher's class
+probabilities over the training split (Hinton et al. 2015, "Distilling the Knowledge in a Neural
+Network"; Tang et al. 2019 for BERT teachers on SST-2).
+
+The teacher's probabilities are computed once, in one ordered pass over the training split, and
+kept in memory with the token ids; every epoch of the student reads them from there. Targets are
+packed as [label id, teacher probabilities at the temperature...] so Keras' fit, the length
+buckets and the strategy's distribution carry them like any label.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import List
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from absl import logging
+from tfx import v1 as tfx
+
+from models import data, features, strategy as strategy_lib, trainer
+from models.settings import TrainingSettings
+
+# What the run records about the teacher's pass, in the student's model_run directory.
+TEACHER_PASS_FILE = 'teacher_pass.json'
+TEACHER_BATCH_SIZE = 128
+
+# The floor under probabilities before their logarithm: a float32 softmax can underflow to 0.
+_MIN_PROBABILITY = 1e-7
+
+
+def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+  """softmax(log(p) / T): the distribution a softmax over logits / T would give."""
+  logits = np.log(np.maximum(probabilities, _MIN_PROBABILITY)) / temperature
+  logits -= logits.max(axis=-1, keepdims=True)
+  exp = np.exp(logits)
+  return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def pack_targets(label_ids: np.ndarray, soft_targets: np.ndarray) -> np.ndarray:
+  """[examples, 1 + classes]: the label id, then the teacher's softened probabilities."""
+  return np.concatenate([label_ids.reshape(-1, 1).astype(np.float32),
+                         soft_targets.astype(np.float32)], axis=-1)
+
+
+class DistillationLoss(keras.losses.Loss):
+  """label_weight × cross-entropy with the true label + (1 − label_weight) × T² × cross-entropy
+  with the teacher's probabilities at temperature T (T² keeps the soft part's gradients at the
+  scale of the hard part's, as in Hinton et al.)."""
+
+  def __init__(self, temperature: float, label_weight: float, name: str = 'distillation'):
+    super().__init__(name=name)
+    self.temperature = temperature
+    self.label_weight = label_weight
+
+  def call(self, targets, probabilities):
+    label_ids = keras.ops.cast(targets[:, 0], 'int32')
+    soft_targets = targets[:, 1:]
+    log_probabilities = keras.ops.log(keras.ops.clip(probabilities, _MIN_PROBABILITY, 1.0))
+    hard = -keras.ops.sum(
+        keras.ops.one_hot(label_ids, keras.ops.shape(probabilities)[-1]) * log_probabilities,
+        axis=-1)
+    soft = -keras.ops.sum(
+        soft_targets * keras.ops.log_softmax(log_probabilities / self.temperature, axis=-1),
+        axis=-1) * self.temperature ** 2
+    return self.label_weight * hard + (1.0 - self.label_weight) * soft
+
+
+def _accuracy(targets, probabilities):
+  predicted = keras.ops.argmax(probabilities, axis=-1)
+  return keras.ops.cast(keras.ops.equal(predicted, keras.ops.cast(targets[:, 0], 'int64')),
+                        'float32')
+
+
+def _agreement(targets, probabilities):
+  same = keras.ops.equal(keras.ops.argmax(probabilities, axis=-1),
+                         keras.ops.argmax(targets[:, 1:], axis=-1))
+  return keras.ops.cast(same, 'float32')
+
+
+def metrics():
+  """accuracy against the true labels; agreement: the share of the teacher's predictions the
+  student makes too."""
+  return [keras.metrics.MeanMetricWrapper(_accuracy, name='accuracy'),
+          keras.metrics.MeanMetricWrapper(_agreement, name='agreement')]
+
+
+@dataclasses.dataclass
+class TeacherPass:
+  """The teacher's view of one split, in the order the raw examples were read."""
+  token_ids: np.ndarray  # [examples, max_seq_length], as the Transform graph wrote them
+  label_ids: np.ndarray  # [examples]
+  probabilities: np.ndarray  # [examples, classes]
+  seconds: float  # the whole pass: reading, tokenizing and scoring
+
+
+def teacher_pass(teacher_dir: str, file_patterns: List[str], batch_size: int) -> TeacherPass:
+  """One pass of the teacher's exported model over raw (gzipped tf.Example) files: its own
+  `transform_features` signature tokenizes them, then `serving_tf_example` scores them in
+  batches of similar length (the export trims padding, so short texts cost less)."""
+  started = time.perf_counter()
+  teacher = tf.saved_model.load(teacher_dir)
+  transform = teacher.signatures[features.TRANSFORM_SIGNATURE]
+  score = teacher.signatures[features.TF_EXAMPLE_SIGNATURE]
+  files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
+  serialized, token_ids, label_ids = [], [], []
+  for batch in tf.data.TFRecordDataset(files, compression_type='GZIP').batch(1024):
+    transformed = transform(examples=batch)
+    serialized.append(batch.numpy())
+    token_ids.append(transformed[features.TOKEN_IDS_KEY].numpy())
+    label_ids.append(transformed[features.LABEL_ID_KEY].numpy().reshape(-1))
+  serialized, token_ids = np.concatenate(serialized), np.concatenate(token_ids)
+  by_length = np.argsort(np.count_nonzero(token_ids, axis=-1), kind='stable')
+  probabilities = None
+  for start in range(0, len(by_length), batch_size):
+    rows = by_length[start:start + batch_size]
+    scored = score(examples=tf.constant(serialized[rows]))[features.PROBABILITIES_KEY].numpy()
+    if probabilities is None:
+      probabilities = np.empty((len(by_length), scored.shape[-1]), np.float32)
+    probabilities[rows] = scored
+  return TeacherPass(token_ids, np.concatenate(label_ids), probabilities,
+                     time.perf_counter() - started)
+
+
+def initialize_from_teacher(student: keras.Model, teacher_dir: str) -> int:
+  """Copies into the student every weight the teacher's export holds under the same name and
+  shape: a student made of the teacher's lowest layers starts from the teacher's fine-tuned
+  embeddings, those layers and its head, not from the pretrained checkpoint. Returns how many
+  weights were copied (none for a student of another shape)."""
+  teacher = {variable.name.rsplit(':', 1)[0]: variable
+             for variable in tf.saved_model.load(teacher_dir).variables}
+  copied = 0
+  for variable in student.weights:
+    source = teacher.get(variable.path)
+    if source is not None and tuple(source.shape) == tuple(variable.shape):
+      variable.assign(source.numpy())
+      copied += 1
+  return copied
+
+
+def student_dataset(token_ids: np.ndarray, targets: np.ndarray, batch_size: int,
+                    for_training: bool, settings: TrainingSettings) -> tf.data.Dataset:
+  """Batches of ({token_ids}, packed targets), shuffled each pass for training, in the same
+  length buckets as the teacher's training."""
+  dataset = tf.data.Dataset.from_tensor_slices(({features.TOKEN_IDS_KEY: token_ids}, targets))
+  if for_training:
+    dataset = dataset.shuffle(len(token_ids), seed=settings.seed, reshuffle_each_iteration=True)
+  dataset = dataset.batch(batch_size)
+  if settings.length_buckets:
+    dataset = data.bucket_by_length(dataset, batch_size, settings.length_buckets)
+  return data.sharded_by_data(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  """TFX Trainer entry point of the student. fn_args.base_model is the teacher's exported model,
+  train_files and eval_files the raw examples; custom_config holds the student's 'model' and
+  'training' settings and 'distillation' (temperature, label_weight)."""
+  setup = trainer.prepare(fn_args)
+  if setup.training.balance_classes:
+    raise ValueError('distillation.student_training.balance_classes is not supported: the '
+                     "teacher's probabilities already carry the class balance it learned.")
+  distillation = fn_args.custom_config['distillation']
+  temperature, label_weight = distillation['temperature'], distillation['label_weight']
+  train = teacher_pass(fn_args.base_model, fn_args.train_files, TEACHER_BATCH_SIZE)
+  evaluation = teacher_pass(fn_args.base_model, fn_args.eval_files, TEACHER_BATCH_SIZE)
+  teacher_accuracy = float(np.mean(evaluation.probabilities.argmax(-1) == evaluation.label_ids))
+  logging.info("Teacher's probabilities over %d training examples: %.1f s (eval accuracy %.4f).",
+               len(train.label_ids), train.seconds, teacher_accuracy)
+
+  def dataset(split: TeacherPass, for_training: bool):
+    targets = pack_targets(split.label_ids, soften(split.probabilities, temperature))
+    return data.with_known_length(student_dataset(
+        split.token_ids, targets, setup.global_batch_size, for_training, setup.training))
+
+  train_dataset, steps_per_epoch, examples_per_epoch = dataset(train, for_training=True)
+  eval_dataset, _, _ = dataset(evaluation, for_training=False)
+  if strategy_lib.is_chief():
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TEACHER_PASS_FILE), 'w') as f:
+      json.dump({'examples': len(train.label_ids), 'seconds': train.seconds,
+                 'teacher_eval_accuracy': teacher_accuracy}, f)
+  def from_teacher(student: keras.Model) -> None:
+    copied = initialize_from_teacher(student, fn_args.base_model)
+    logging.info("The student starts from %d of its %d weights from the teacher's.", copied,
+                 len(student.weights))
+
+  trainer.fit_and_export(
+      setup, train_dataset, steps_per_epoch, examples_per_epoch, eval_dataset,
+      initialize=from_teacher if distillation['init_from_teacher'] else None,
+      loss=DistillationLoss(temperature, label_weight), metrics=metrics(),
+      extra_hparams={'distillation.temperature': temperature,
+                     'distillation.label_weight': label_weight,
+                     'distillation.teacher_pass_seconds': train.seconds})

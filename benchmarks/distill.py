@@ -90,7 +90,7 @@ def main() -> None:
   gap = mean('teacher', 'accuracy') - mean('student', 'accuracy')
   ratio = float(np.mean([r['student']['b1_p50'] / r['teacher']['b1_p50'] for r in results]))
   print(f"Mean over seeds {args.seeds}: teacher {mean('teacher', 'accuracy'):.4f}, student "
-        f"{mean('student', 'accuracy'):.4f} ({100 * gap:+.2f} points below); student p50 at "
+        f"{mean('student', 'accuracy'):.4f} ({100 * gap:.2f} points below); student p50 at "
         f'batch 1 = {ratio:.2f} x the teacher\'s')
 
 

@@ -157,7 +157,7 @@ def student_dataset(token_ids: np.ndarray, targets: np.ndarray, batch_size: int,
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """TFX Trainer entry point of the student. fn_args.base_model is the teacher's exported model,
   train_files and eval_files the raw examples; custom_config holds the student's 'model' and
-  'training' settings and 'distillation' (temperature, label_weight)."""
+  'training' settings and 'distillation' (temperature, label_weight, init_from_teacher)."""
   setup = trainer.prepare(fn_args)
   if setup.training.balance_classes:
     raise ValueError('distillation.student_training.balance_classes is not supported: the '
@@ -182,6 +182,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TEACHER_PASS_FILE), 'w') as f:
       json.dump({'examples': len(train.label_ids), 'seconds': train.seconds,
                  'teacher_eval_accuracy': teacher_accuracy}, f)
+
   def from_teacher(student: keras.Model) -> None:
     copied = initialize_from_teacher(student, fn_args.base_model)
     logging.info("The student starts from %d of its %d weights from the teacher's.", copied,

@@ -474,3 +474,18 @@ def test_an_empty_rejected_file_is_said_to_be_empty(tmp_path):
                           str(tmp_path / 'kept'))
   assert message.endswith('(empty: no row was rejected).')
   assert sorted(os.listdir(tmp_path / 'kept')) == ['rejected.jsonl', 'report.json']
+
+
+@pytest.mark.parametrize('raw, cleaned', [
+    ('&lt;b&gt;Bold&lt;/b&gt; news', 'Bold news'),  # markup that arrived escaped
+    ('&amp;lt;A HREF="x"&amp;gt;link&amp;lt;/A&amp;gt; here', 'link here'),  # escaped twice
+    ('&lt;FONT face=verdana&gt;Fed #39;s quot;hike quot;', 'Fed \'s "hike "'),  # '&' lost
+    ('<p>good<br />fun &amp; games</p>', 'good fun & games'),
+    ('a < b and 3 > 2', 'a < b and 3 > 2'),  # not tags: left alone, and not counted
+    ('&lt;3 you', '<3 you'),
+    ('AT&T;s profit', 'AT&T;s profit'),  # no entity there
+])
+def test_html_is_unescaped_before_tags_are_stripped(raw, cleaned):
+  text, steps = rules.clean_text(raw, IngestionSettings())
+  assert text == cleaned
+  assert (rules.STRIPPED_HTML in steps) == (raw != cleaned)

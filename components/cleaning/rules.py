@@ -34,6 +34,9 @@ TRUNCATED = 'truncated'
 # A tag starts with a letter, '/' or '!' right after '<', so "a < b" is left alone.
 _HTML_TAG = re.compile(r'<[A-Za-z/!][^<>]*>')
 _WHITESPACE = re.compile(r'\s+')
+# An entity without its '&': '#39;' or 'quot;' not preceded by '&' or a word character.
+_BROKEN_ENTITY = re.compile(r'(?<![&\w])(#\d{1,5}|quot|amp|lt|gt|apos|nbsp);')
+_MAX_ESCAPING_LEVELS = 3
 # Undecodable bytes survive decoding as lone surrogates (errors='surrogateescape').
 _SURROGATES = re.compile('[\udc80-\udcff]')
 
@@ -88,13 +91,26 @@ def clean_text(text: str, settings: IngestionSettings) -> Tuple[str, List[str]]:
 
   apply(NORMALIZED_UNICODE, settings.normalize_unicode,
         lambda t: unicodedata.normalize('NFKC', t))
-  apply(STRIPPED_HTML, settings.strip_html, lambda t: html.unescape(_HTML_TAG.sub(' ', t)))
+  apply(STRIPPED_HTML, settings.strip_html, _strip_html)
   apply(STRIPPED_CONTROL_CHARS, settings.strip_control_chars, _strip_control_chars)
   apply(COLLAPSED_WHITESPACE, settings.collapse_whitespace,
         lambda t: _WHITESPACE.sub(' ', t).strip())
   apply(REPLACED_TOKENS, bool(settings.replacements),
         lambda t: _replace_tokens(t, settings.replacements))
   return text, steps
+
+
+def _strip_html(text: str) -> str:
+  """Entities first, then tags: markup that arrives escaped ('&lt;b&gt;', or twice escaped,
+  '&amp;lt;b&amp;gt;') becomes tags, which are then removed. Entities that lost their '&'
+  ('#39;', 'quot;': common in scraped news) are repaired."""
+  for _ in range(_MAX_ESCAPING_LEVELS):
+    unescaped = html.unescape(text)
+    if unescaped == text:
+      break
+    text = unescaped
+  text = html.unescape(_BROKEN_ENTITY.sub(r'&\1;', text))
+  return _HTML_TAG.sub(' ', text)
 
 
 def _strip_control_chars(text: str) -> str:

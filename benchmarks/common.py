@@ -29,11 +29,6 @@ def read_labelled_tsv(path: str, text_column: str,
   return [row[text_column] for row in rows], [row[label_column] for row in rows]
 
 
-def directory_megabytes(path: str) -> float:
-  files = glob.glob(os.path.join(path, '**', '*'), recursive=True)
-  return sum(os.path.getsize(f) for f in files if os.path.isfile(f)) / 1e6
-
-
 def serving_signature(model_dir: str):
   return tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
 

@@ -21,9 +21,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 
-from benchmarks.common import (directory_megabytes, eval_accuracy, probabilities_call,
+from benchmarks.common import (eval_accuracy, probabilities_call,
                                read_labelled_tsv, serving_signature)
 from benchmarks.serving_latency import BATCH_SIZES, latencies, newest_version
+from models import export
 from pipeline.config import PipelineConfig
 
 
@@ -69,7 +70,7 @@ def main() -> None:
     serve = serving_signature(model_dir)
     print(row(name, eval_accuracy(serve, texts, labels),
               latencies(probabilities_call(serve), texts, args.requests),
-              directory_megabytes(model_dir), model_dir), flush=True)
+              export.megabytes_on_disk(model_dir), model_dir), flush=True)
 
 if __name__ == '__main__':
   main()

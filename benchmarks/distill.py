@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from benchmarks.common import (directory_megabytes, eval_accuracy, latest_artifact_dir,
+from benchmarks.common import (eval_accuracy, latest_artifact_dir,
                                probabilities_call, read_labelled_tsv, serving_signature)
 from benchmarks.serving_latency import latencies
-from models import distillation, trainer
+from models import distillation, export, trainer
 from models.settings import as_custom_config, student_custom_config
 from pipeline.config import PipelineConfig
 
@@ -81,7 +81,7 @@ def main() -> None:
         note = (f"teacher pass {teacher_pass['seconds']:.0f} s over {teacher_pass['examples']} "
                 'examples (in train s)' if name == 'student' else '')
         print(f'{seed:>4} {name:<8} {accuracy:>8.4f} {b1:>7.2f} {b32:>7.2f} '
-              f'{directory_megabytes(model_dir):>6.1f} {seconds:>7.0f}  {note}', flush=True)
+              f'{export.megabytes_on_disk(model_dir):>6.1f} {seconds:>7.0f}  {note}', flush=True)
       results.append(row)
 
   def mean(model: str, key: str) -> float:

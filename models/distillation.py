@@ -97,12 +97,12 @@ class TeacherPass:
   seconds: float  # the whole pass: reading, tokenizing and scoring
 
 
-def teacher_pass(teacher_dir: str, file_patterns: List[str], batch_size: int) -> TeacherPass:
-  """One pass of the teacher's exported model over raw (gzipped tf.Example) files: its own
+def teacher_pass(teacher, file_patterns: List[str], batch_size: int) -> TeacherPass:
+  """One pass of the teacher's exported model (loaded with tf.saved_model.load) over raw
+  (gzipped tf.Example) files: its own
   `transform_features` signature tokenizes them, then `serving_tf_example` scores them in
   batches of similar length (the export trims padding, so short texts cost less)."""
   started = time.perf_counter()
-  teacher = tf.saved_model.load(teacher_dir)
   transform = teacher.signatures[features.TRANSFORM_SIGNATURE]
   score = teacher.signatures[features.TF_EXAMPLE_SIGNATURE]
   files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
@@ -125,16 +125,15 @@ def teacher_pass(teacher_dir: str, file_patterns: List[str], batch_size: int) ->
                      time.perf_counter() - started)
 
 
-def initialize_from_teacher(student: keras.Model, teacher_dir: str) -> int:
+def initialize_from_teacher(student: keras.Model, teacher) -> int:
   """Copies into the student every weight the teacher's export holds under the same name and
   shape: a student made of the teacher's lowest layers starts from the teacher's fine-tuned
   embeddings, those layers and its head, not from the pretrained checkpoint. Returns how many
   weights were copied (none for a student of another shape)."""
-  teacher = {variable.name.rsplit(':', 1)[0]: variable
-             for variable in tf.saved_model.load(teacher_dir).variables}
+  by_name = {variable.name.rsplit(':', 1)[0]: variable for variable in teacher.variables}
   copied = 0
   for variable in student.weights:
-    source = teacher.get(variable.path)
+    source = by_name.get(variable.path)
     if source is not None and tuple(source.shape) == tuple(variable.shape):
       variable.assign(source.numpy())
       copied += 1
@@ -164,8 +163,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                      "teacher's probabilities already carry the class balance it learned.")
   distillation = fn_args.custom_config['distillation']
   temperature, label_weight = distillation['temperature'], distillation['label_weight']
-  train = teacher_pass(fn_args.base_model, fn_args.train_files, TEACHER_BATCH_SIZE)
-  evaluation = teacher_pass(fn_args.base_model, fn_args.eval_files, TEACHER_BATCH_SIZE)
+  teacher = tf.saved_model.load(fn_args.base_model)
+  train = teacher_pass(teacher, fn_args.train_files, TEACHER_BATCH_SIZE)
+  evaluation = teacher_pass(teacher, fn_args.eval_files, TEACHER_BATCH_SIZE)
   teacher_accuracy = float(np.mean(evaluation.probabilities.argmax(-1) == evaluation.label_ids))
   logging.info("Teacher's probabilities over %d training examples: %.1f s (eval accuracy %.4f).",
                len(train.label_ids), train.seconds, teacher_accuracy)
@@ -184,7 +184,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  'teacher_eval_accuracy': teacher_accuracy}, f)
 
   def from_teacher(student: keras.Model) -> None:
-    copied = initialize_from_teacher(student, fn_args.base_model)
+    copied = initialize_from_teacher(student, teacher)
     logging.info("The student starts from %d of its %d weights from the teacher's.", copied,
                  len(student.weights))
 

@@ -30,6 +30,12 @@ class NoRoomError(OSError):
   """The export would not fit on its filesystem."""
 
 
+def megabytes_on_disk(path: str) -> float:
+  """The size of an exported model (any directory): every file under it, in MB."""
+  return sum(os.path.getsize(os.path.join(folder, name))
+             for folder, _, names in os.walk(path) for name in names) / 1e6
+
+
 def export_bytes_needed(model: keras.Model) -> int:
   return int(model.count_params() * EXPORT_BYTES_PER_WEIGHT) + EXPORT_FIXED_BYTES
 

@@ -20,6 +20,7 @@ from tfx import v1 as tfx
 from components import atomic_pusher
 from components.cleaning.component import CleaningReport
 from components.cleaning.transforms import REPORT_FILE, eval_shrinkage_warning
+from models import export
 from models.distillation import TEACHER_PASS_FILE
 from pipeline import pipeline
 from pipeline.config import PipelineConfig
@@ -209,13 +210,8 @@ def _model_summary(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_
       live_model=live_model(push_destination) if push_destination else None,
       already_live=_string_property(pushed, atomic_pusher.ALREADY_LIVE_KEY),
       model_run_dir=model_run.uri if model_run is not None else None,
-      megabytes=_megabytes(model.uri) if model is not None else None,
+      megabytes=export.megabytes_on_disk(model.uri) if model is not None else None,
       push_destination=push_destination)
-
-
-def _megabytes(path: str) -> float:
-  return sum(os.path.getsize(os.path.join(folder, name))
-             for folder, _, names in os.walk(path) for name in names) / 1e6
 
 
 def _read_teacher_pass(student: ModelSummary) -> Optional[dict]:

@@ -67,8 +67,8 @@ def test_the_loss_mixes_the_labels_and_the_teacher_as_configured():
 def test_the_teacher_pass_keeps_each_example_with_its_probabilities(tiny_model_dir, tmp_path):
   texts = word_combinations(300, seed=1)  # lengths vary, so the pass reorders them internally
   write_raw_examples(tmp_path, 'train', texts, ['neg'] * len(texts))
-  result = distillation.teacher_pass(tiny_model_dir, [str(tmp_path / 'Split-train' / '*')],
-                                     batch_size=32)
+  result = distillation.teacher_pass(tf.saved_model.load(tiny_model_dir),
+                                     [str(tmp_path / 'Split-train' / '*')], batch_size=32)
   np.testing.assert_allclose(result.probabilities, served_probabilities(tiny_model_dir, texts),
                              atol=1e-5)
   assert result.token_ids.shape[0] == len(texts) and (result.label_ids == 0).all()
@@ -154,7 +154,8 @@ def test_a_student_of_the_teachers_shape_starts_as_the_teacher(tiny_model_dir, t
   _, transform_output = tiny_transform
   student = classifier.build_classifier(TINY_MODEL, len(data.vocabulary(transform_output)),
                                         MAX_SEQ_LENGTH, num_classes=2)
-  assert distillation.initialize_from_teacher(student, tiny_model_dir) == len(student.weights)
+  assert distillation.initialize_from_teacher(
+      student, tf.saved_model.load(tiny_model_dir)) == len(student.weights)
   token_ids = transform_output.transform_raw_features(
       {features.TEXT_KEY: tf.constant(TEXTS)}, drop_unused_features=True)[features.TOKEN_IDS_KEY]
   np.testing.assert_allclose(student({features.TOKEN_IDS_KEY: token_ids}).numpy(),

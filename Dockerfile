@@ -17,7 +17,7 @@
 # tensorflow: https://cloud.google.com/vertex-ai/docs/training/training-with-tpu-vm
 FROM apache/beam_python3.11_sdk:2.60.0
 
-# CloudSettings.image_repo_root: the pipeline reads the schema from here.
+# CloudSettings.image_repo_root: the pipeline reads a curated schema file from here.
 WORKDIR /pipeline
 COPY . .
 # Editable, as `make install` does, so the package is imported from /pipeline.

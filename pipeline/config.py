@@ -3,8 +3,9 @@
 `PipelineConfig` is what runners build the pipeline from: the stages' settings (defined beside
 the code that reads them, in models/settings.py) plus where things live and what blesses a model.
 Its nested settings objects are handed to module code as plain dicts (`custom_config`), so
-Transform and Trainer see exactly these values. Paths default to this checkout and the bundled
-SST-2 data; environment variables override them (see `from_env`).
+Transform and Trainer see exactly these values. Runners build it from a dataset file
+(models/dataset_file.py; pipeline/datasets/sst2.yaml, the bundled SST-2 data, by default), then
+the environment (see `from_env`).
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ import json
 import os
 from typing import Tuple
 
+from models import dataset_file
 from models.settings import (DEFAULT_MODEL_NAME, REPO_ROOT, SHAPE_MODEL_FIELDS,
                              DistillationSettings, IngestionSettings, ModelSettings,
                              PreprocessingSettings, TrainingSettings, TuningSettings,
@@ -41,16 +43,16 @@ class EvaluationSettings:
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-  pipeline_name: str = 'text_classifier'
+  pipeline_name: str = DEFAULT_MODEL_NAME
   model_name: str = DEFAULT_MODEL_NAME
   # Holds the pipeline root and the ml-metadata sqlite file of local runs.
   output_dir: str = os.path.join(REPO_ROOT, 'tfx_output')
   # TF Serving's model base path: versions land in <serving_model_dir>/<model_name>/<version>/.
   serving_model_dir: str = os.path.join(REPO_ROOT, 'serving_model')
   beam_pipeline_args: Tuple[str, ...] = ('--direct_running_mode=in_memory',)
-  # The curated schema the data is validated against (ImportSchemaGen); empty: infer one with
-  # SchemaGen. Its label domain must list the label names below.
-  schema_file: str = os.path.join(REPO_ROOT, 'pipeline', 'schema', 'sst2_schema.pbtxt')
+  # A curated schema the data is validated against (ImportSchemaGen). Empty: the schema is
+  # generated from the ingestion settings (a text feature, and the label names as its domain).
+  schema_file: str = ''
   enable_cache: bool = True
   ingestion: IngestionSettings = IngestionSettings()
   preprocessing: PreprocessingSettings = PreprocessingSettings()
@@ -93,10 +95,13 @@ class PipelineConfig:
     return os.path.join(self.serving_model_dir, self.student_model_name)
 
   @classmethod
-  def from_env(cls, **overrides) -> 'PipelineConfig':
-    """Defaults, then the environment: TEXT_CLASSIFIER_{DATA_ROOT,OUTPUT_DIR,SERVING_DIR} set paths,
-    and TEXT_CLASSIFIER_OVERRIDES (JSON, e.g. '{"training": {"epochs": 2}}') any other field."""
-    config = cls(**overrides)
+  def from_env(cls, dataset: str = '') -> 'PipelineConfig':
+    """Defaults, then the dataset file (`dataset`, else TEXT_CLASSIFIER_DATASET, else SST-2's),
+    then the environment: TEXT_CLASSIFIER_{DATA_ROOT,OUTPUT_DIR,SERVING_DIR} set paths, and
+    TEXT_CLASSIFIER_OVERRIDES (JSON, e.g. '{"training": {"epochs": 2}}') any other field."""
+    dataset = (dataset or os.environ.get('TEXT_CLASSIFIER_DATASET')
+               or dataset_file.DEFAULT_DATASET_FILE)
+    config = with_overrides(cls(), dataset_file.load(dataset))
     config = with_overrides(config, json_from_env('TEXT_CLASSIFIER_OVERRIDES'))
     data_root = os.environ.get('TEXT_CLASSIFIER_DATA_ROOT')
     if data_root:
@@ -118,7 +123,7 @@ class CloudSettings:
   region: str = 'us-central1'
   # The pipeline image (Dockerfile) in Artifact Registry; the Dataflow workers run it too.
   image: str = 'us-central1-docker.pkg.dev/my-project/pipelines/text-classifier:latest'
-  # Where the Dockerfile puts this repository, with files the pipeline reads (the schema).
+  # Where the Dockerfile puts this repository, with files the pipeline reads (a curated schema).
   image_repo_root: str = '/pipeline'
   # The raw files (IngestionSettings.data_root, same patterns) and the outputs, in Cloud Storage.
   # The pipeline root is <output_dir>/pipeline_root/<pipeline name>, as for local runs.

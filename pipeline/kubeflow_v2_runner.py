@@ -2,7 +2,8 @@
 `create_pipeline` as local runs, with its data and outputs in Cloud Storage, Beam on Dataflow and
 the Trainer on Vertex AI Training, into a pipeline definition that pipeline/schedule.py submits.
 
-    python -m pipeline.kubeflow_v2_runner --output pipeline.json [--accelerator gpu|tpu|none]
+    python -m pipeline.kubeflow_v2_runner --output pipeline.json [--dataset FILE] \
+        [--accelerator gpu|tpu|none]
 
 A `.json` output is a PipelineJob (Vertex AI); a `.yaml` one a PipelineSpec (Kubeflow Pipelines,
 and Vertex AI too). Where and on what it runs: `CloudSettings` in pipeline/config.py, overridden by
@@ -32,13 +33,16 @@ def cloud_config(config: PipelineConfig, cloud: CloudSettings, accelerator: str)
   schema_file = config.schema_file
   if schema_file.startswith(REPO_ROOT + os.sep):
     schema_file = os.path.join(cloud.image_repo_root, os.path.relpath(schema_file, REPO_ROOT))
+  # A dataset file may already point at Cloud Storage; a local data_root is replaced.
+  data_root = (config.ingestion.data_root if '://' in config.ingestion.data_root
+               else cloud.data_root)
   config = dataclasses.replace(
       config,
       pipeline_name=config.pipeline_name.replace('_', '-'),  # Vertex AI allows [a-z0-9-] only
       output_dir=cloud.output_dir,
       serving_model_dir=cloud.serving_model_dir,
       schema_file=schema_file,
-      ingestion=dataclasses.replace(config.ingestion, data_root=cloud.data_root))
+      ingestion=dataclasses.replace(config.ingestion, data_root=data_root))
   if accelerator == 'none':
     return config
   return with_overrides(config, {'training': cloud.training_overrides(accelerator)})
@@ -96,11 +100,15 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
   parser.add_argument('--output', required=True,
                       help='pipeline definition file: .json (PipelineJob) or .yaml (PipelineSpec)')
+  parser.add_argument('--dataset', default=os.environ.get('TEXT_CLASSIFIER_DATASET', ''),
+                      metavar='FILE',
+                      help='the dataset file (default: pipeline/datasets/sst2.yaml); a local '
+                           'data_root is replaced by CloudSettings.data_root')
   parser.add_argument('--accelerator', choices=ACCELERATORS, default='gpu',
                       help='Vertex AI Training worker pool for the Trainer (default: %(default)s)')
   args = parser.parse_args(argv)
   cloud = CloudSettings.from_env()
-  pipeline = build(PipelineConfig.from_env(), cloud, args.accelerator)
+  pipeline = build(PipelineConfig.from_env(args.dataset), cloud, args.accelerator)
   write_definition(compile_pipeline(pipeline, cloud.image), args.output)
   print(f'Wrote {args.output}; pipeline root {pipeline.pipeline_info.pipeline_root}')
 

@@ -1,6 +1,7 @@
 """Runs the pipeline locally: LocalDagRunner, sqlite ml-metadata, Beam DirectRunner.
 
-    python -m pipeline.local_runner [--verbose]   # the whole pipeline, then a summary of the run
+    python -m pipeline.local_runner [--dataset FILE] [--verbose]   # the whole pipeline, then a
+                                                                   # summary of the run
 
 By default the output is one line per component and the Trainer's epochs; --verbose (or
 TEXT_CLASSIFIER_VERBOSE=1) brings back all TF, Beam and TFX logging.
@@ -14,7 +15,7 @@ import argparse
 import contextlib
 import datetime
 import fcntl
-import gc
+import logging
 import os
 import socket
 import sys
@@ -114,22 +115,32 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog='python -m pipeline.local_runner',
       description='Runs the whole pipeline locally (LocalDagRunner, sqlite ml-metadata), then '
-                  'prints a summary of the run. Settings: pipeline/config.py and the '
-                  'TEXT_CLASSIFIER_* environment variables (see the README).')
+                  'prints a summary of the run. Settings: the dataset file, pipeline/config.py '
+                  'and the TEXT_CLASSIFIER_* environment variables (see the README).')
+  parser.add_argument('--dataset', default=os.environ.get('TEXT_CLASSIFIER_DATASET', ''),
+                      metavar='FILE',
+                      help='the dataset file (YAML or JSON) describing the data; its name names '
+                           'the outputs (or TEXT_CLASSIFIER_DATASET; default: '
+                           'pipeline/datasets/sst2.yaml)')
   parser.add_argument('--verbose', action='store_true',
                       default=os.environ.get('TEXT_CLASSIFIER_VERBOSE') == '1',
                       help='show all TF, Beam and TFX logging (or TEXT_CLASSIFIER_VERBOSE=1)')
   return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> bool:
+  """Runs the pipeline and prints its summary; False when nothing ran (the TFX CLI's
+  `pipeline create`, which executes this file in its own process with the run patched out)."""
   args = parse_args(argv)
   if not args.verbose:
     progress.silence_before_imports()
   from pipeline import run_summary  # pylint: disable=import-outside-toplevel
   from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
 
-  config = PipelineConfig.from_env()
+  try:
+    config = PipelineConfig.from_env(args.dataset)
+  except ValueError as error:  # a dataset file or override that describes no usable run
+    raise SystemExit(f'error: {error}') from None
   with one_run_at_a_time(config.pipeline_root):
     run_id = datetime.datetime.now().isoformat()  # as LocalDagRunner would name it
     interrupted = mark_interrupted_executions(config.metadata_path, run_id)
@@ -139,16 +150,32 @@ def main(argv=None) -> None:
     if not args.verbose:
       progress.quiet_logging(total_components=len(pipeline.components))
     started = time.time()
-    runner(run_id).run(pipeline)
+    try:
+      runner(run_id).run(pipeline)
+    except Exception as error:  # pylint: disable=broad-except
+      if args.verbose:
+        raise
+      # The component's own message says what is wrong; its traceback is TFX's and Beam's.
+      raise SystemExit(f'error: {type(error).__name__}: {error}\n(--verbose shows the '
+                       'traceback and all logging)') from None
   # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.
   summary = run_summary.summarize_run(config, run_id)
-  if summary is not None:
-    print(run_summary.format_summary(summary, time.time() - started))
-  # Finalise TensorFlow's graph functions now: left to interpreter shutdown, their finalizers run
-  # after TensorFlow's module state is gone and print 'Exception ignored' tracebacks (cached
-  # re-runs: 2 of 6 without this, 0 of 8 with it; a full run still printed them once).
-  gc.collect()
+  if summary is None:
+    return False
+  print(run_summary.format_summary(summary, time.time() - started))
+  from pipeline import report  # pylint: disable=import-outside-toplevel
+  path = report.write_report(summary, config.pipeline_name, config.pipeline_root,
+                             config.ingestion.label_names)
+  print(f'Report: file://{path}')
+  return True
 
 
-if __name__ == '__main__':
-  main()
+if __name__ == '__main__' and main():
+  # Left to interpreter shutdown, TensorFlow's graph functions are finalised after its module
+  # state is gone and print 'Exception ignored in AtomicFunction.__del__' tracebacks under the
+  # summary (4 after a small run, even with a gc.collect() first). The run is complete and its
+  # records are in ml-metadata: flush what was said and end without that teardown.
+  logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(0)  # pylint: disable=protected-access

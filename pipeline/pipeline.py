@@ -4,6 +4,7 @@ The same `create_pipeline` serves every runner (local, Kubeflow / Vertex AI); ru
 the metadata store, the Beam arguments and where things live.
 """
 
+import json
 from typing import List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
@@ -11,11 +12,12 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
 
-from components import atomic_pusher
+from components import atomic_pusher, class_checked_evaluator
 from components.cleaning.component import TextCleaningExampleGen
+from components.described_schema import DescribedSchemaGen
 from components.data_gate import DataGate
 from models import features
-from models.settings import as_custom_config, student_custom_config
+from models.settings import CLASS_DISPLAY_NAMES_KEY, as_custom_config, student_custom_config
 from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
@@ -33,7 +35,8 @@ RESOLVER_IDS = {TRAINER_ID: 'latest_blessed_model_resolver',
 
 def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
   """TFMA: accuracy with an absolute floor and a no-regression check against the last blessed
-  model, per-class (or binary) AUC/precision/recall, sliced by text length."""
+  model, the confusion matrix, per-class (or binary) AUC and calibration, sliced by text
+  length."""
   # The thresholds judge the whole eval split: a small length slice is reported, not gated on.
   accuracy = tfma.MetricConfig(
       class_name='SparseCategoricalAccuracy',
@@ -52,12 +55,14 @@ def create_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
   ])]
   num_classes = len(config.ingestion.label_names)
   if num_classes:
-    # Binary: the positive class (id 1). More classes: each class one-vs-rest.
+    # Binary: the positive class (id 1). More classes: each class one-vs-rest. Per-class
+    # precision and recall come from the confusion matrix (the predicted class is the most
+    # probable one); binarized at TFMA's 0.5 threshold they would be wrong for 3+ classes.
     class_ids = [1] if num_classes == 2 else list(range(num_classes))
     metrics_specs.append(tfma.MetricsSpec(
         binarize=tfma.BinarizationOptions(class_ids={'values': class_ids}),
-        metrics=[tfma.MetricConfig(class_name=name)
-                 for name in ('AUC', 'Precision', 'Recall')]))
+        metrics=[tfma.MetricConfig(class_name='AUC'),
+                 tfma.MetricConfig(class_name='CalibrationPlot')]))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name=features.TF_EXAMPLE_SIGNATURE,
@@ -94,15 +99,28 @@ def latest_blessed_model(trainer_id: str, evaluator_id: str) -> tfx.dsl.Resolver
   ).with_id(RESOLVER_IDS[trainer_id])
 
 
+def evaluator_node(examples, model, baseline_model,
+                   config: PipelineConfig) -> tfx.components.Evaluator:
+  """TFMA's Evaluator, refusing a baseline for other classes (class_checked_evaluator)."""
+  evaluator = tfx.components.Evaluator(examples=examples, model=model,
+                                       baseline_model=baseline_model,
+                                       eval_config=create_eval_config(config))
+  # Our executors are set on the node: TFX's custom_executor_spec argument is deprecated (and
+  # warns on every build), and the Evaluator has none.
+  evaluator.executor_spec = executor_spec.BeamExecutorSpec(class_checked_evaluator.Executor)
+  return evaluator
+
+
 def pusher(trainer, evaluator, destination: str, pusher_id: str) -> tfx.components.Pusher:
   """Versions appear whole or not at all, and an unchanged model is not pushed again."""
-  return tfx.components.Pusher(
-      custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
+  node = tfx.components.Pusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(base_directory=destination)),
   ).with_id(pusher_id)
+  node.executor_spec = executor_spec.ExecutorClassSpec(atomic_pusher.Executor)
+  return node
 
 
 def create_pipeline(config: PipelineConfig,
@@ -115,8 +133,8 @@ def create_pipeline(config: PipelineConfig,
   if config.schema_file:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
   else:
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs['statistics'], infer_feature_shape=True)
+    schema_gen = DescribedSchemaGen(
+        label_names_json=json.dumps(list(config.ingestion.label_names)))
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
   data_gate = DataGate(anomalies=example_validator.outputs['anomalies'])
@@ -137,7 +155,8 @@ def create_pipeline(config: PipelineConfig,
   model_resolver = latest_blessed_model(TRAINER_ID, EVALUATOR_ID)
 
   model_config = {'model': as_custom_config(config.model),
-                  'training': as_custom_config(config.training)}
+                  'training': as_custom_config(config.training),
+                  CLASS_DISPLAY_NAMES_KEY: list(config.ingestion.display_names)}
   # What the Tuner's trials and the Trainer both train on.
   training_inputs = dict(examples=transform.outputs['transformed_examples'],
                          transform_graph=transform.outputs['transform_graph'],
@@ -155,11 +174,11 @@ def create_pipeline(config: PipelineConfig,
       hyperparameters=tuner.outputs['best_hyperparameters'] if tuner else None,
       custom_config={**model_config, **(trainer_custom_config or {})}).with_id(TRAINER_ID)
 
-  evaluator = tfx.components.Evaluator(
+  evaluator = evaluator_node(
       examples=example_gen.outputs['examples'],
       model=trainer.outputs['model'],
       baseline_model=model_resolver.outputs['model'],
-      eval_config=create_eval_config(config)).with_id(EVALUATOR_ID)
+      config=config).with_id(EVALUATOR_ID)
 
   nodes: List[BaseNode] = [model_resolver, trainer, evaluator]
   teacher_destination, student_destination = push_destinations(config)
@@ -177,12 +196,13 @@ def create_pipeline(config: PipelineConfig,
         base_model=trainer.outputs['model'],
         train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(),
         custom_config={**student_custom_config(config.model, config.distillation),
+                       CLASS_DISPLAY_NAMES_KEY: list(config.ingestion.display_names),
                        **(trainer_custom_config or {})}).with_id(STUDENT_TRAINER_ID)
-    student_evaluator = tfx.components.Evaluator(
+    student_evaluator = evaluator_node(
         examples=example_gen.outputs['examples'],
         model=student_trainer.outputs['model'],
         baseline_model=student_resolver.outputs['model'],
-        eval_config=create_eval_config(config)).with_id(STUDENT_EVALUATOR_ID)
+        config=config).with_id(STUDENT_EVALUATOR_ID)
     nodes += [student_resolver, student_trainer, student_evaluator,
               *([pusher(student_trainer, student_evaluator, student_destination,
                         STUDENT_PUSHER_ID)] if student_destination else [])]

@@ -5,21 +5,25 @@ artifacts that run's executions output (cached executions output the artifacts t
 other runs in the same store, earlier, later or concurrent, do not leak into it.
 """
 
+import collections
 import dataclasses
 import glob
 import json
+import math
 import os
+import re
 from typing import Dict, List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.writers import eval_config_writer
 from google.protobuf import text_format
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components import atomic_pusher
-from components.cleaning.component import CleaningReport
-from components.cleaning.transforms import REPORT_FILE, eval_shrinkage_warning
+from components.cleaning.component import CleaningReport, RejectedRows
+from components.cleaning.transforms import REJECTED_FILE, REPORT_FILE, warnings
 from models import export
 from models.distillation import TEACHER_PASS_FILE
 from pipeline import pipeline
@@ -30,6 +34,7 @@ from pipeline.config import PipelineConfig
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
 ACCURACY_METRIC = 'sparse_categorical_accuracy'
+CONFUSION_PLOT = 'multiClassConfusionMatrixAtThresholds'
 
 
 @dataclasses.dataclass
@@ -44,6 +49,7 @@ class ModelSummary:
   model_run_dir: Optional[str]
   megabytes: Optional[float]  # the exported model on disk
   push_destination: Optional[str]  # None: this model is not pushed by the pipeline
+  evaluation_uri: Optional[str]  # TFMA's output: metrics, plots, validation
 
 
 @dataclasses.dataclass
@@ -53,6 +59,10 @@ class RunSummary:
   model: ModelSummary  # with distillation: the teacher
   student: Optional[ModelSummary]  # with distillation
   teacher_pass: Optional[dict]  # with distillation: what the teacher's pass over training cost
+  class_names: List[str]  # as people read them, in class-id order (empty: learned from data)
+  examples_uri: Optional[str]  # the cleaned examples (Split-train/, Split-eval/)
+  statistics_uri: Optional[str]  # TFDV statistics, per split
+  anomalies_uri: Optional[str]  # ExampleValidator's anomalies, per split
 
 
 def _store(config: PipelineConfig) -> Optional[metadata_store.MetadataStore]:
@@ -109,8 +119,43 @@ def _slice_name(slice_key) -> str:
   return tfma.slicer.stringify_slice_key(slice_key) if slice_key else 'overall'
 
 
+def confusion_counts(confusion_plot: dict) -> Dict[Tuple[int, int], float]:
+  """(actual class id, predicted class id) -> examples, from TFMA's multi-class confusion matrix
+  plot at threshold 0 (the predicted class is the most probable one)."""
+  counts = collections.Counter()
+  for entry in confusion_plot['matrices'][0].get('entries', []):  # JSON omits zero values
+    counts[entry.get('actualClassId', 0), entry.get('predictedClassId', 0)] += (
+        entry.get('numWeightedExamples', 0.0))
+  return counts
+
+
+def per_class_precision_recall(confusion_plot: dict) -> Dict[str, float]:
+  """'precision[classId:N]' and 'recall[classId:N]' from the confusion matrix; NaN for a class
+  never predicted (or never present)."""
+  counts = confusion_counts(confusion_plot)
+  values = {}
+  for class_id in range(1 + max((max(key) for key in counts), default=-1)):
+    correct = counts[class_id, class_id]
+    predicted = sum(n for (_, p), n in counts.items() if p == class_id)
+    actual = sum(n for (a, _), n in counts.items() if a == class_id)
+    values[f'precision[classId:{class_id}]'] = correct / predicted if predicted else math.nan
+    values[f'recall[classId:{class_id}]'] = correct / actual if actual else math.nan
+  return values
+
+
+def load_eval_result(evaluation_uri: str):
+  """TFMA's result for the evaluated model. With a baseline, TFMA stores both models' results
+  under their names, and the plots must be asked for by name."""
+  _, _, _, model_locations = eval_config_writer.load_eval_run(evaluation_uri)
+  return tfma.load_eval_result(
+      evaluation_uri,
+      model_name=tfma.CANDIDATE_KEY if tfma.CANDIDATE_KEY in (model_locations or {}) else None)
+
+
 def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
-  result = tfma.load_eval_result(evaluation_uri)
+  """Slice name -> metric name -> value: TFMA's metrics, and per-class precision and recall
+  from its confusion matrix."""
+  result = load_eval_result(evaluation_uri)
   metrics = {}
   for slice_key, by_output in result.slicing_metrics:
     values = {}
@@ -119,6 +164,10 @@ def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
         if 'doubleValue' in value:  # a number, or the string 'NaN'
           values[f'{name}[{sub_key}]' if sub_key else name] = float(value['doubleValue'])
     metrics[_slice_name(slice_key)] = values
+  for slice_key, by_output in result.plots:
+    confusion = by_output.get('', {}).get('', {}).get(CONFUSION_PLOT)
+    if confusion and _slice_name(slice_key) in metrics:
+      metrics[_slice_name(slice_key)].update(per_class_precision_recall(confusion))
   return metrics
 
 
@@ -184,11 +233,19 @@ def live_model(push_destination: str) -> Optional[str]:
   return os.path.join(push_destination, str(pushed[-1])) if pushed else None
 
 
-def _read_cleaning_report(report) -> Optional[dict]:
+def _uri(artifact) -> Optional[str]:
+  return artifact.uri if artifact is not None else None
+
+
+def _read_cleaning_report(report, rejected) -> Optional[dict]:
+  """The cleaning report, with where it and the rejected rows are ('report_path',
+  'rejected_path')."""
   if report is None:
     return None
-  with open(os.path.join(report.uri, REPORT_FILE)) as f:
-    return json.load(f)
+  path = os.path.join(report.uri, REPORT_FILE)
+  with open(path) as f:
+    return {**json.load(f), 'report_path': path,
+            'rejected_path': os.path.join(rejected.uri, REJECTED_FILE) if rejected else None}
 
 
 def _model_summary(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_id: str,
@@ -211,7 +268,8 @@ def _model_summary(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_
       already_live=_string_property(pushed, atomic_pusher.ALREADY_LIVE_KEY),
       model_run_dir=model_run.uri if model_run is not None else None,
       megabytes=export.megabytes_on_disk(model.uri) if model is not None else None,
-      push_destination=push_destination)
+      push_destination=push_destination,
+      evaluation_uri=evaluation.uri if evaluation is not None else None)
 
 
 def _read_teacher_pass(student: ModelSummary) -> Optional[dict]:
@@ -229,6 +287,7 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
   if context is None:
     return None
   outputs = run_outputs(store, context)
+  types = tfx.types.standard_artifacts
   teacher_destination, student_destination = pipeline.push_destinations(config)
   student = None
   if any(node == pipeline.STUDENT_TRAINER_ID for node, _ in outputs):
@@ -237,22 +296,62 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
   return RunSummary(
       run_id=context.name,
       cleaning=_read_cleaning_report(
-          outputs.get(('TextCleaningExampleGen', CleaningReport.TYPE_NAME))),
+          outputs.get(('TextCleaningExampleGen', CleaningReport.TYPE_NAME)),
+          outputs.get(('TextCleaningExampleGen', RejectedRows.TYPE_NAME))),
       model=_model_summary(outputs, pipeline.TRAINER_ID, pipeline.EVALUATOR_ID,
                            pipeline.PUSHER_ID, teacher_destination),
       student=student,
-      teacher_pass=_read_teacher_pass(student) if student else None)
+      teacher_pass=_read_teacher_pass(student) if student else None,
+      class_names=list(config.ingestion.display_names),
+      examples_uri=_uri(outputs.get(('TextCleaningExampleGen', types.Examples.TYPE_NAME))),
+      statistics_uri=_uri(outputs.get(('StatisticsGen', types.ExampleStatistics.TYPE_NAME))),
+      anomalies_uri=_uri(outputs.get(('ExampleValidator', types.ExampleAnomalies.TYPE_NAME))))
 
 
-def _format_model(model: ModelSummary, heading: str) -> List[str]:
-  lines = []
-  for slice_name, values in sorted(model.metrics.items(),
-                                   key=lambda kv: (kv[0] != 'overall', kv[0])):
-    shown = ', '.join(f'{name} {value:.4f}' for name, value in sorted(values.items())
-                      if name != 'example_count')
-    count = values.get('example_count')
-    lines.append(f'{heading}Eval [{slice_name}]' + (f' n={count:.0f}' if count else '') +
-                 f': {shown}')
+PER_CLASS_METRIC = re.compile(r'(?P<name>\w+)\[classId:(?P<class_id>\d+)\]')
+PER_CLASS_COLUMNS = {'precision': 'precision', 'recall': 'recall', 'auc': 'AUC'}  # -> heading
+
+
+def _class_name(class_names: List[str], class_id: int) -> str:
+  return class_names[class_id] if class_id < len(class_names) else f'class {class_id}'
+
+
+def format_metrics_table(metrics: Dict[str, Dict[str, float]], class_names: List[str]) -> List[str]:
+  """Overall accuracy (and its change against the last blessed model), a per-class table with
+  class names, and the weakest slice: what a person reads, not every TFMA number."""
+  overall = metrics.get('overall', {})
+  if ACCURACY_METRIC not in overall:
+    return ['Eval: no metrics']
+  count = overall.get('example_count')
+  change = overall.get(f'{ACCURACY_METRIC}_diff')
+  lines = [f'Eval: accuracy {overall[ACCURACY_METRIC]:.4f}'
+           + (f' on {count:.0f} examples' if count else '')
+           + (f' ({change:+.4f} against the last blessed model)' if change is not None else '')]
+  per_class: Dict[int, Dict[str, float]] = {}
+  for name, value in overall.items():
+    match = PER_CLASS_METRIC.fullmatch(name)
+    if match and match['name'] in PER_CLASS_COLUMNS:
+      per_class.setdefault(int(match['class_id']), {})[match['name']] = value
+  if per_class:
+    width = max(len(_class_name(class_names, i)) for i in per_class) + 2
+    lines.append(f"  {'class':<{width}}"
+                 + ''.join(f'{heading:>10}' for heading in PER_CLASS_COLUMNS.values()))
+    for class_id, values in sorted(per_class.items()):
+      lines.append(f'  {_class_name(class_names, class_id):<{width}}' + ''.join(
+          f"{'-':>10}" if math.isnan(values.get(c, math.nan)) else f'{values[c]:>10.4f}'
+          for c in PER_CLASS_COLUMNS))
+  sliced = {name: values for name, values in metrics.items()
+            if name != 'overall' and ACCURACY_METRIC in values}
+  if len(sliced) > 1:
+    weakest = min(sliced, key=lambda name: sliced[name][ACCURACY_METRIC])
+    count = sliced[weakest].get('example_count')
+    lines.append(f'Weakest slice: {weakest}, accuracy {sliced[weakest][ACCURACY_METRIC]:.4f}'
+                 + (f' (n={count:.0f})' if count else ''))
+  return lines
+
+
+def _format_model(model: ModelSummary, heading: str, class_names: List[str]) -> List[str]:
+  lines = [heading + line for line in format_metrics_table(model.metrics, class_names)]
   because = '; '.join(model.not_blessed_because)
   lines.append(f'{heading}Blessed: {model.blessed}' + (f', because {because}' if because else ''))
   if model.pushed_to:
@@ -280,12 +379,15 @@ def format_summary(summary: RunSummary, seconds: float) -> str:
   lines = ['', f'Pipeline run {summary.run_id} finished in {seconds / 60:.1f} min.']
   if summary.cleaning:
     c = summary.cleaning
-    lines.append(f"Data: read {c['read']} rows, kept {c['kept']}, rejected {c['rejected'] or 0}.")
-    shrunk = eval_shrinkage_warning(c)
-    if shrunk:
-      lines.append(f'Warning: {shrunk}.')
+    kept = ', '.join(f'{split} {count}' for split, count in c['kept'].items())
+    reasons = ', '.join(f'{reason} {count}' for reason, count in c['rejected'].items())
+    lines.append(f"Data: read {c['read']} rows; kept {c['kept_total']} ({kept}); rejected "
+                 f"{c['rejected_total']}" + (f' ({reasons})' if reasons else '') + '.')
+    lines.append(f"  cleaning report {c['report_path']}"
+                 + (f", rejected rows {c['rejected_path']}" if c['rejected_path'] else ''))
+    lines += [f'Warning: {warning}.' for warning in warnings(c)]
   if summary.student is None:
-    return '\n'.join(lines + _format_model(summary.model, ''))
+    return '\n'.join(lines + _format_model(summary.model, '', summary.class_names))
   teacher, student = summary.model, summary.student
   slices = sorted(set(teacher.metrics) | set(student.metrics),
                   key=lambda name: (name != 'overall', name))
@@ -297,4 +399,5 @@ def format_summary(summary: RunSummary, seconds: float) -> str:
     p = summary.teacher_pass
     lines.append(f"Teacher's probabilities over {p['examples']} training examples: computed "
                  f"once, in {p['seconds']:.0f} s.")
-  return '\n'.join(lines + _format_model(teacher, 'Teacher ') + _format_model(student, 'Student '))
+  return '\n'.join(lines + _format_model(teacher, 'Teacher ', summary.class_names)
+                   + _format_model(student, 'Student ', summary.class_names))

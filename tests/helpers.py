@@ -33,7 +33,7 @@ TEXTS = ['a great movie', 'a terrible , boring movie', 'great great fun', 'borin
 LABELS = ['pos', 'neg', 'pos', 'neg', 'pos', 'neg']
 SPLITS = ('train', 'eval')
 # What a re-run with unchanged data and settings serves from cache.
-CACHED_ON_RERUN = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen',
+CACHED_ON_RERUN = ('TextCleaningExampleGen', 'StatisticsGen', 'DescribedSchemaGen',
                    'ExampleValidator', 'DataGate', 'Transform', 'Trainer')
 
 
@@ -57,7 +57,8 @@ def small_config(data_root: str, output_root: str) -> PipelineConfig:
       training=TrainingSettings(epochs=1, batch_size=32))
   return dataclasses.replace(
       config,
-      ingestion=dataclasses.replace(config.ingestion, data_root=data_root),
+      ingestion=dataclasses.replace(config.ingestion, data_root=data_root,
+                                    label_display_names=('negative', 'positive')),
       evaluation=dataclasses.replace(config.evaluation, accuracy_lower_bound=0.0,
                                      accuracy_regression_tolerance=1.0))
 
@@ -230,3 +231,29 @@ def serving_graph_ops(model_dir: str):
   lines = dict(line.split(' ', 1) for line in result.stdout.splitlines()
                if line.startswith(('FOREIGN', 'TEXT')))
   return ast.literal_eval(lines['FOREIGN']), ast.literal_eval(lines['TEXT'])
+
+
+def open_in_chromium(path: str) -> dict:
+  """What headless Chromium makes of the page at `path`: its text, each image's natural width
+  (0: not rendered), and the console's error messages."""
+  # pylint: disable=import-outside-toplevel
+  from selenium import webdriver
+  from selenium.webdriver.chrome.service import Service
+
+  options = webdriver.ChromeOptions()
+  options.binary_location = '/usr/bin/chromium'  # Debian's (the Makefile installs it)
+  for argument in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'):
+    options.add_argument(argument)
+  options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+  driver = webdriver.Chrome(options=options, service=Service('/usr/bin/chromedriver'))
+  try:
+    driver.get(f'file://{path}')
+    return {
+        'text': driver.find_element('tag name', 'body').text,
+        'image_widths': driver.execute_script(
+            'return Array.from(document.images, image => image.complete ? image.naturalWidth : 0)'),
+        'console_errors': [entry['message'] for entry in driver.get_log('browser')
+                           if entry['level'] == 'SEVERE'],
+    }
+  finally:
+    driver.quit()

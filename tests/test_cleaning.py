@@ -120,7 +120,7 @@ def hostile_run(tmp_path_factory):
   code, output, report = run_cli(
       tmp_path, '--input', str(train), '--input', str(tmp_path / 'empty.csv'),
       '--input', str(tmp_path / 'header_only.csv'), '--eval-input', str(tmp_path / 'eval.csv'),
-      '--text-column', 'text', '--label-column', 'label')
+      '--text-column', 'text', '--label-column', 'label', '--labels', '0', '1')
   return code, output, report, str(train)
 
 
@@ -177,7 +177,8 @@ def test_multi_processing_runner_gives_the_same_report(hostile_run, tmp_path):
   eval_path = os.path.join(os.path.dirname(train_path), 'eval.csv')
   code, _, report = run_cli(
       tmp_path, '--input', train_path, '--eval-input', eval_path, '--text-column', 'text',
-      '--beam-arg=--direct_running_mode=multi_processing', '--beam-arg=--direct_num_workers=2')
+      '--labels', '0', '1', '--beam-arg=--direct_running_mode=multi_processing',
+      '--beam-arg=--direct_num_workers=2')
   assert code == 0
   assert report == in_memory_report
 

@@ -107,9 +107,9 @@ def node_ids(config: PipelineConfig) -> list:
 
 
 @pytest.mark.parametrize('push, pushers', [
-    ('both', {'Pusher': 'text_classifier', 'StudentPusher': 'text_classifier_student'}),
-    ('student', {'StudentPusher': 'text_classifier'}),
-    ('teacher', {'Pusher': 'text_classifier'}),
+    ('both', {'Pusher': 'sst2', 'StudentPusher': 'sst2_student'}),
+    ('student', {'StudentPusher': 'sst2'}),
+    ('teacher', {'Pusher': 'sst2'}),
 ])
 def test_the_stage_is_added_when_switched_on_and_pushes_as_configured(tmp_path, push, pushers):
   off = PipelineConfig(serving_model_dir=str(tmp_path))

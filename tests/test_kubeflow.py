@@ -27,7 +27,7 @@ CLOUD = CloudSettings(
     tpu_image='europe-west4-docker.pkg.dev/test-project/pipelines/text-classifier-tpu:test',
     data_root='gs://test-bucket/data', output_dir='gs://test-bucket/out',
     serving_model_dir='gs://test-bucket/serving', dataflow_temp_location='gs://test-bucket/tmp')
-PIPELINE_ROOT = 'gs://test-bucket/out/pipeline_root/text-classifier'
+PIPELINE_ROOT = 'gs://test-bucket/out/pipeline_root/sst2'
 # The accelerator flag -> (worker pool accelerator, worker image, tf.distribute strategy).
 ACCELERATORS = {'gpu': ('NVIDIA_TESLA_T4', CLOUD.image, 'mirrored'),
                 'tpu': ('TPU_V3', CLOUD.tpu_image, 'tpu')}
@@ -78,7 +78,7 @@ def test_the_definition_loads_as_a_kfp_pipeline_job(compiled):
   job = json_format.ParseDict(definition, pipeline_spec_pb2.PipelineJob())
   spec = json_format.ParseDict(definition['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
   assert job.runtime_config.gcs_output_directory == PIPELINE_ROOT
-  assert spec.pipeline_info.name == 'text-classifier'
+  assert spec.pipeline_info.name == 'sst2'
   assert set(spec.root.dag.tasks) == set(tasks(definition))
 
 
@@ -125,18 +125,39 @@ def test_data_outputs_and_pushed_models_are_in_cloud_storage(compiled):
   assert definition['runtimeConfig']['gcsOutputDirectory'] == PIPELINE_ROOT
   assert parameter(definition, 'TextCleaningExampleGen', 'input_base') == 'gs://test-bucket/data'
   push_destination = json.loads(parameter(definition, 'Pusher', 'push_destination'))
-  assert push_destination['filesystem']['base_directory'] == (
-      'gs://test-bucket/serving/text_classifier')
-  # The schema is read from the image's copy of this repository.
-  schema_file = parameter(definition, 'ImportSchemaGen', 'schema_file')
-  assert schema_file == '/pipeline/pipeline/schema/sst2_schema.pbtxt'
-  assert os.path.exists(os.path.join(REPO_ROOT, os.path.relpath(schema_file, '/pipeline')))
+  assert push_destination['filesystem']['base_directory'] == 'gs://test-bucket/serving/sst2'
+  # The schema is generated in the pipeline from the dataset's description.
+  assert json.loads(parameter(definition, 'DescribedSchemaGen', 'label_names_json')) == ['0', '1']
+
+
+def test_a_curated_schema_in_this_repository_is_read_from_the_image():
+  curated = os.path.join(REPO_ROOT, 'pipeline', 'datasets', 'curated_schema.pbtxt')
+  config = kubeflow_v2_runner.cloud_config(PipelineConfig(schema_file=curated), CLOUD, 'none')
+  assert config.schema_file == '/pipeline/pipeline/datasets/curated_schema.pbtxt'
 
 
 def test_ingestion_is_never_served_from_cache(compiled):
   _, _, definition = compiled
   assert tasks(definition)['TextCleaningExampleGen']['cachingOptions'] == {'enableCache': False}
   assert tasks(definition)['Transform']['cachingOptions'] == {'enableCache': True}
+
+
+def test_a_dataset_file_names_the_cloud_pipeline_and_keeps_its_cloud_data(tmp_path):
+  dataset = tmp_path / 'news_v2.yaml'
+  dataset.write_text('name: news_v2\ndata_root: gs://news-bucket/raw\ntrain: train.csv\n'
+                     "columns: [class, title, body]\ntext_columns: [title, body]\n"
+                     "label_column: class\nlabels: {'1': World, '2': Sports}\n")
+  path = str(tmp_path / 'pipeline.json')
+  with pytest.MonkeyPatch.context() as env:
+    env.setenv('TEXT_CLASSIFIER_CLOUD_OVERRIDES', json.dumps(dataclasses.asdict(CLOUD)))
+    kubeflow_v2_runner.main(['--output', path, '--accelerator', 'none', '--dataset', str(dataset)])
+  with open(path, encoding='utf-8') as f:
+    definition = json.load(f)
+  assert definition['pipelineSpec']['pipelineInfo']['name'] == 'news-v2'
+  assert parameter(definition, 'TextCleaningExampleGen', 'input_base') == 'gs://news-bucket/raw'
+  assert json.loads(parameter(definition, 'DescribedSchemaGen', 'label_names_json')) == ['1', '2']
+  push_destination = json.loads(parameter(definition, 'Pusher', 'push_destination'))
+  assert push_destination['filesystem']['base_directory'] == 'gs://test-bucket/serving/news_v2'
 
 
 def test_yaml_output_is_a_pipeline_spec_and_no_accelerator_trains_in_the_pipeline(tmp_path):
@@ -149,7 +170,7 @@ def test_yaml_output_is_a_pipeline_spec_and_no_accelerator_trains_in_the_pipelin
       'tfx.components.trainer.executor.GenericExecutor')
   custom_config = json.loads(spec.root.dag.tasks['Trainer'].inputs.parameters['custom_config']
                              .runtime_value.constant_value.string_value)
-  assert set(custom_config) == {'model', 'training'}
+  assert set(custom_config) == {'model', 'training', 'class_display_names'}  # no Vertex keys
 
 
 def test_vertex_submission_and_schedule_carry_the_definition(compiled):

@@ -1,7 +1,8 @@
 """The layers point one way: `pipeline/` assembles the others; `components/`, `models/` and
 `serving/` never import `pipeline/`; `models/` imports nothing outside itself; `serving/` may use
-`models/`; `components/` only the shared leaves `models/features.py` and `models/settings.py`,
-which import nothing of this project. Imports inside functions count too."""
+`models/`; `components/` only the shared leaves `models/features.py`, `models/settings.py`
+and `models/dataset_file.py`, which import nothing of this project but each other. Imports
+inside functions count too."""
 
 import ast
 import glob
@@ -12,7 +13,7 @@ import pytest
 from models.settings import REPO_ROOT
 
 PACKAGES = ('benchmarks', 'components', 'models', 'pipeline', 'serving', 'tests')
-LEAVES = ('models.features', 'models.settings')
+LEAVES = ('models.dataset_file', 'models.features', 'models.settings')
 # Layer -> the modules (and packages) of other layers it may import.
 ALLOWED = {
     'models': (),
@@ -49,7 +50,7 @@ def wrong_edges(layer: str, root: str = REPO_ROOT):
     source = os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, '.')
     for target in imported_modules(path, root):
       if source in LEAVES:
-        allowed = target == source
+        allowed = target in LEAVES
       else:
         allowed = target.split('.')[0] == layer or any(
             target == name or target.startswith(name + '.') for name in ALLOWED[layer])

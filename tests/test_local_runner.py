@@ -22,7 +22,7 @@ def run_runner(tmp_path, *args):
 
 def test_help_prints_usage_and_runs_nothing(tmp_path):
   result = run_runner(tmp_path, '--help')
-  assert result.returncode == 0 and '--verbose' in result.stdout
+  assert result.returncode == 0 and '--verbose' in result.stdout and '--dataset' in result.stdout
   assert not (tmp_path / 'out').exists() and not (tmp_path / 'serving').exists()
 
 
@@ -33,7 +33,7 @@ def test_an_unknown_flag_is_refused_before_anything_runs(tmp_path):
 
 
 def test_a_second_run_on_the_same_pipeline_root_is_refused(tmp_path):
-  pipeline_root = tmp_path / 'out' / 'pipeline_root' / 'text_classifier'
+  pipeline_root = tmp_path / 'out' / 'pipeline_root' / 'sst2'
   with local_runner.one_run_at_a_time(str(pipeline_root)):
     result = run_runner(tmp_path)
   assert result.returncode != 0

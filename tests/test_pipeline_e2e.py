@@ -10,17 +10,20 @@ import subprocess
 import sys
 
 import pytest
+from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from pipeline import local_runner, run_summary
+from pipeline import local_runner, report, run_summary
 from components import atomic_pusher
+from components.described_schema import described_schema
 from models.settings import DistillationSettings, TuningSettings
-from tests.helpers import CACHED_ON_RERUN, latest_executions, open_store, small_config
+from tests.helpers import (CACHED_ON_RERUN, latest_executions, open_in_chromium, open_store,
+                           small_config)
 
-COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-              'DataGate', 'Transform', 'Trainer', 'latest_blessed_model_resolver', 'Evaluator',
-              'Pusher')
+COMPONENTS = ('TextCleaningExampleGen', 'StatisticsGen', 'DescribedSchemaGen',
+              'ExampleValidator', 'DataGate', 'Transform', 'Trainer',
+              'latest_blessed_model_resolver', 'Evaluator', 'Pusher')
 # What the third run tunes: values that keep the weights' shapes (it also warm-starts).
 TUNING_SEARCH_SPACE = (('model.dropout', (0.0, 0.2)), ('training.learning_rate', (1e-3, 3e-3)))
 
@@ -80,7 +83,7 @@ def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
   assert len(outputs['probabilities']) == 2
   for row in outputs['probabilities']:
     assert len(row) == 2 and abs(sum(row) - 1.0) < 1e-4
-  assert set(outputs['label']) <= {'0', '1'}
+  assert set(outputs['label']) <= {'negative', 'positive'}  # the dataset's display names
 
 
 def test_summary_reports_metrics_and_tensorboard(runs):
@@ -94,6 +97,23 @@ def test_summary_reports_metrics_and_tensorboard(runs):
   assert os.path.isdir(summary.model.model_run_dir)
   text = run_summary.format_summary(summary, 60.0)
   assert f'tensorboard --logdir {summary.model.model_run_dir}' in text
+
+
+def test_the_run_report_renders_in_chromium_with_its_charts(runs):
+  config, _, _, _ = runs
+  summary = run_summary.summarize_run(config)  # the third run: it has a baseline to compare with
+  path = report.write_report(summary, config.pipeline_name, config.pipeline_root,
+                             config.ingestion.label_names)
+  assert path == report.report_path(config.pipeline_root, summary.run_id)
+  page = open_in_chromium(path)
+  assert page['console_errors'] == []
+  # Label and length distributions, confusion matrix, reliability, slices, training curves.
+  assert len(page['image_widths']) == 5 and all(page['image_widths']), page['image_widths']
+  for text in ('Data', 'read 3,200', 'kept: train', 'TFDV statistics', 'TFDV anomalies',
+               'negative', 'positive', 'Against the last blessed model', 'Training',
+               'tensorboard --logdir'):
+    assert text in page['text'], text
+  assert 'classId' not in page['text']
 
 
 def test_rerun_is_served_from_cache_up_to_the_trainer(runs):
@@ -130,10 +150,13 @@ def test_warm_started_trainer_starts_from_the_last_blessed_model(runs):
 
 def test_data_gate_stops_the_run_before_training_on_unexpected_labels(sst2_slice, tmp_path):
   config = small_config(sst2_slice, str(tmp_path))
-  # Accept any label at ingestion, then feed a label the curated schema does not allow.
+  # Accept any label at ingestion, then feed a label a curated schema does not allow.
+  schema_file = tmp_path / 'curated_schema.pbtxt'
+  schema_file.write_text(text_format.MessageToString(described_schema(['0', '1'])))
   config = dataclasses.replace(
-      config, ingestion=dataclasses.replace(config.ingestion, data_root=str(tmp_path),
-                                            label_names=()))
+      config, schema_file=str(schema_file),
+      ingestion=dataclasses.replace(config.ingestion, data_root=str(tmp_path), label_names=(),
+                                    label_display_names=()))
   for name in ('train.tsv', 'validation.tsv'):
     with open(os.path.join(sst2_slice, name), encoding='utf-8') as f:
       lines = f.readlines()[:200]
@@ -192,7 +215,8 @@ def test_distillation_pushes_teacher_and_student_that_serve_raw_text(distilled_r
     result = subprocess.run([sys.executable, '-c', LOAD_AND_PREDICT,
                              model.pushed_to or model.already_live],
                             capture_output=True, text=True, check=True)
-    assert set(json.loads(result.stdout.strip().splitlines()[-1])['label']) <= {'0', '1'}
+    labels = json.loads(result.stdout.strip().splitlines()[-1])['label']
+    assert set(labels) <= {'negative', 'positive'}  # the dataset's display names
   assert os.path.dirname(summary.student.pushed_to) == config.student_push_destination
   text = run_summary.format_summary(summary, 60.0)
   assert f"Teacher's probabilities over {kept} training examples: computed once" in text

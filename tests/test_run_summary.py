@@ -21,6 +21,7 @@ from tfx.tools.cli.handler.local_dag_runner_patcher import LocalDagRunnerPatcher
 
 from components.cleaning.component import CleaningReport
 from components.cleaning.transforms import REPORT_FILE
+from components.described_schema import DescribedSchemaGen
 from pipeline import local_runner, run_summary
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_eval_config
@@ -125,7 +126,8 @@ def record_run(store: Store, run_id: str, accuracy: float, baseline: Optional[fl
     report = artifact(CleaningReport, os.path.join(root, 'cleaning_report'))
     os.makedirs(report.uri)
     with open(os.path.join(report.uri, REPORT_FILE), 'w') as f:
-      json.dump({'read': run_id, 'kept': 0, 'rejected': 0}, f)
+      json.dump({'run': run_id, 'read': 10, 'kept': {'train': 8, 'eval': 2}, 'kept_total': 10,
+                 'rejected': {}, 'rejected_total': 0}, f)
     store.execute(run_id, 'TextCleaningExampleGen', {'cleaning_report': [report]})
   else:
     store.reuse(run_id, 'TextCleaningExampleGen', {'cleaning_report': [report]})
@@ -161,7 +163,7 @@ def test_summary_reports_its_own_run_not_the_newest_artifacts(store):
   summary = run_summary.summarize_run(config, 'this-run')
   assert summary.run_id == 'this-run'
   assert summary.model.model_run_dir == run_dir(config, 'this-run')
-  assert summary.cleaning['read'] == 'first'  # what its cached execution output
+  assert summary.cleaning['run'] == 'first'  # what its cached execution output
   assert summary.model.metrics['overall'][ACCURACY] == pytest.approx(0.71)
   assert summary.model.blessed is False and summary.model.pushed_to is None
   text = run_summary.format_summary(summary, 60.0)
@@ -214,7 +216,7 @@ def test_local_runner_names_its_run_and_cached_executions_count(tmp_path):
   def one_node_pipeline():
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
-        components=[tfx.components.ImportSchemaGen(schema_file=config.schema_file)],
+        components=[DescribedSchemaGen(label_names_json='["0", "1"]')],
         enable_cache=True, metadata_connection_config=connection(config))
 
   # `tfx pipeline create` patches LocalDagRunner.run out: no run, no summary.
@@ -231,7 +233,7 @@ def test_local_runner_names_its_run_and_cached_executions_count(tmp_path):
                                                           run_id)
       [execution] = handle.store.get_executions_by_context(context.id)
       schema = run_summary.run_outputs(handle.store, context)[
-          ('ImportSchemaGen', TYPES.Schema.TYPE_NAME)]
+          ('DescribedSchemaGen', TYPES.Schema.TYPE_NAME)]
       outputs[run_id] = (execution.last_known_state, schema.id)
   assert outputs['run-1'][0] == metadata_store_pb2.Execution.COMPLETE
   assert outputs['run-2'] == (metadata_store_pb2.Execution.CACHED, outputs['run-1'][1])

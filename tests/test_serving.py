@@ -122,7 +122,7 @@ def test_model_config_serves_the_pushed_model_with_two_versions_for_rollback():
                              model_server_config_pb2.ModelServerConfig())
   [model] = config.model_config_list.config
   assert model.name == PipelineConfig().model_name == client.DEFAULT_MODEL_NAME
-  assert model.base_path == '/models/text_classifier'
+  assert model.base_path == '/models/sst2'
   assert model.model_platform == 'tensorflow'
   assert model.model_version_policy.WhichOneof('policy_choice') == 'latest'
   assert model.model_version_policy.latest.num_versions == 2
@@ -155,7 +155,7 @@ def test_kubernetes_deployment_uses_the_configs_and_probes_the_rest_port():
   ports = {port['name']: port['containerPort'] for port in container['ports']}
   assert ports == {'grpc': int(flags['port']), 'rest': int(flags['rest_api_port'])}
   probe = container['readinessProbe']['httpGet']
-  assert (probe['path'], probe['port']) == ('/v1/models/text_classifier', 'rest')
+  assert (probe['path'], probe['port']) == ('/v1/models/sst2', 'rest')
   assert set(container['resources']['requests']) == {'cpu', 'memory'}
   assert service['spec']['selector'] == deployment['spec']['selector']['matchLabels']
   assert {port['targetPort'] for port in service['spec']['ports']} == set(ports)
@@ -193,8 +193,8 @@ def test_export_writes_warmup_requests_that_run_through_the_model(tiny_model_dir
 
 def test_predict_request_matches_the_signature(tiny_model_dir):
   texts = client.prepare_texts(['a great movie', '', NOT_UTF8])
-  request = warmup.predict_request(texts, 'text_classifier')
-  assert request.model_spec.name == 'text_classifier'
+  request = warmup.predict_request(texts, 'sst2')
+  assert request.model_spec.name == 'sst2'
   assert_request_matches_signature(request, signature_def(tiny_model_dir))
   sent = tf.make_ndarray(request.inputs[features.TEXT_KEY])
   assert [text.decode('utf-8') for text in sent] == ['a great movie', '', NOT_UTF8_DECODED]
@@ -337,7 +337,7 @@ def test_cli_errors_exit_1_with_a_message(closed_port, tmp_path):
                    '--retries', '1')
   assert result.returncode == 1
   assert result.stderr.decode().splitlines()[-1].startswith(
-      f'error: http://{closed_port}/v1/models/text_classifier:predict did not answer')
+      f'error: http://{closed_port}/v1/models/sst2:predict did not answer')
 
 
 # Servers: TF Serving's APIs over the in-process model, and servers that do not answer.
@@ -414,7 +414,7 @@ def test_rest_client_retries_503_then_gets_predictions(serve_text, in_process):
     backend = client.RestBackend(server, timeout=5, retries=3, backoff=0.05)
     predictions = client.classify(TEXTS, backend, batch_size=4)
   assert len(received) == 2 + 2  # two 503s, then the two batches
-  assert {path for path, _ in received} == {'/v1/models/text_classifier:predict'}
+  assert {path for path, _ in received} == {'/v1/models/sst2:predict'}
   assert [len(body['instances']) for _, body in received[2:]] == [4, 2]
   assert [p.label for p in predictions] == [p.label for p in client.classify(TEXTS, in_process)]
 
@@ -424,7 +424,7 @@ def test_grpc_client_retries_unavailable_then_gets_predictions(serve_text, in_pr
     backend = client.GrpcBackend(server, timeout=5, retries=3, backoff=0.05)
     predictions = client.classify(TEXTS, backend, batch_size=4)
   assert len(received) == 2 + 2  # two UNAVAILABLEs, then the two batches
-  assert {request.model_spec.name for request in received} == {'text_classifier'}
+  assert {request.model_spec.name for request in received} == {'sst2'}
   assert [p.label for p in predictions] == [p.label for p in client.classify(TEXTS, in_process)]
 
 

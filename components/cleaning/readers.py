@@ -82,10 +82,11 @@ def match_files(patterns: Sequence[str]) -> List[str]:
 
 
 def check_headers(paths: Sequence[str], settings) -> None:
-  """Fails early, with the file named, when a CSV/TSV header lacks a configured column."""
+  """Fails early, with the file named, when a CSV/TSV header lacks a configured column (files
+  without a header row take their column names from the settings, which are checked there)."""
   for path in paths:
     input_format = detect_format(path, settings.input_format)
-    if input_format == 'jsonl':
+    if input_format == 'jsonl' or settings.column_names:
       continue
     try:
       with open_checked(path) as binary_file:
@@ -163,7 +164,8 @@ def _check_columns(path: str, header: List[str], text_columns: Sequence[str],
                    label_column: str) -> None:
   missing = [c for c in list(text_columns) + [label_column] if c not in header]
   if missing:
-    raise InputError(f'{path}: no column {missing} in the header {header}.')
+    raise InputError(f'{path}: no column {missing} in the header {header}. A file without a '
+                     'header row needs its columns named (column_names in the dataset file).')
 
 
 def _csv_reader(lines, input_format: str):
@@ -201,16 +203,18 @@ class _Lines:
 
 
 def read_records(path: str, split: str, input_format: str, text_columns: Sequence[str],
-                 label_column: str) -> Iterator[RawRecord]:
+                 label_column: str, column_names: Sequence[str] = ()) -> Iterator[RawRecord]:
   """The file's records; raises CorruptFileError if it turns out to be corrupt (callers that must
-  not use part of a file check it with find_corruption first)."""
+  not use part of a file check it with find_corruption first). CSV/TSV files have a header row,
+  or none when `column_names` names their columns."""
   input_format = detect_format(path, input_format)
   with open_checked(path) as binary_file:
     lines = _Lines(binary_file)
     if input_format == 'jsonl':
       yield from _read_jsonl(path, split, lines)
     else:
-      yield from _read_delimited(path, split, lines, input_format, text_columns, label_column)
+      yield from _read_delimited(path, split, lines, input_format, text_columns, label_column,
+                                 column_names)
 
 
 def _read_jsonl(path: str, split: str, lines: _Lines) -> Iterator[RawRecord]:
@@ -230,14 +234,18 @@ def _read_jsonl(path: str, split: str, lines: _Lines) -> Iterator[RawRecord]:
 
 
 def _read_delimited(path: str, split: str, lines: _Lines, input_format: str,
-                    text_columns: Sequence[str], label_column: str) -> Iterator[RawRecord]:
+                    text_columns: Sequence[str], label_column: str,
+                    column_names: Sequence[str]) -> Iterator[RawRecord]:
   reader = _csv_reader(lines, input_format)
-  try:
-    header = next(reader)
-  except StopIteration:
-    return  # an empty file has no records
-  lines.take()
-  _check_columns(path, header, text_columns, label_column)
+  if column_names:
+    header = list(column_names)
+  else:
+    try:
+      header = next(reader)
+    except StopIteration:
+      return  # an empty file has no records
+    lines.take()
+    _check_columns(path, header, text_columns, label_column)
 
   while True:
     first_line = lines.line_number + 1

@@ -103,9 +103,7 @@ def format_report(report: dict) -> str:
   lines += [f"  rejected file ({reason}): {f['source']}: {f['detail']}"
             for reason, files in report['rejected_files'].items() for f in files]
   lines += [f"  corrupt file: {f['source']}: {f['detail']}" for f in report['corrupt_files']]
-  warning = eval_shrinkage_warning(report)
-  if warning:
-    lines.append(f'  warning: {warning}')
+  lines += [f'  warning: {warning}' for warning in warnings(report)]
   return '\n'.join(lines)
 
 
@@ -129,6 +127,22 @@ def eval_shrinkage_warning(report: dict) -> str:
                       for reason, count in report['rejected_per_input_split']['eval'].items())
   return (f'the eval split lost {rejected} of the eval files\' {read} rows '
           f'({100 * rejected / read:.1f}%; {reasons}), so the model is judged on fewer rows')
+
+
+def mostly_rejected_warning(report: dict) -> str:
+  """A sentence when more than half of the rows read were rejected (a wrong column, label list
+  or format is the usual cause), else ''."""
+  read, rejected = report['read'], report['rejected_total']
+  if not read or rejected * 2 <= read:
+    return ''
+  reasons = ', '.join(f'{reason} {count}' for reason, count in report['rejected'].items())
+  return (f'most rows were rejected: {rejected} of {read} ({100 * rejected / read:.0f}%; '
+          f'{reasons}); check the labels, columns and format the data is described with')
+
+
+def warnings(report: dict) -> List[str]:
+  return [warning for warning in (mostly_rejected_warning(report), eval_shrinkage_warning(report))
+          if warning]
 
 
 def check_usable(report: dict, max_eval_rejected_percent: float) -> None:
@@ -211,7 +225,7 @@ def _read_file(file: Tuple[str, str], settings: IngestionSettings):
                                                    'detail': detail})
     return
   yield from readers.read_records(path, split, settings.input_format, settings.text_columns,
-                                  settings.label_column)
+                                  settings.label_column, settings.column_names)
 
 
 @beam.ptransform_fn

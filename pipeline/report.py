@@ -20,6 +20,7 @@ import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
@@ -128,11 +129,11 @@ def _rejected_rows(path: Optional[str]) -> str:
       if len(rows) == REJECTED_SHOWN:
         break
       row = json.loads(line)
-      rows.append((row.get('reason', ''), f"{row.get('source', '')}:{row.get('line', '')}",
-                   str(row.get('raw', ''))[:300]))
+      rows.append((row['reason'], row.get('detail', ''),
+                   f"{row['source']}:{row['record_number']}", str(row['raw'])[:300]))
   if not rows:
     return '<p>No row was rejected.</p>'
-  table = _table(('reason', 'file:line', 'raw record'), rows).replace(
+  table = _table(('reason', 'detail', 'file:record', 'raw record'), rows).replace(
       '<td>', '<td class="raw">')
   return (f'<h3>The first {len(rows)} rejected rows</h3>{table}'
           f'<p>All: <code>{html.escape(path)}</code></p>')
@@ -298,6 +299,7 @@ def _training_curves(model_run_dir: Optional[str]) -> str:
         steps, values = zip(*series[run, name], strict=True)
         plot.plot(np.array(steps) + 1, values, marker='o', label=run)
     plot.set_xlabel('evaluation round')
+    plot.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     plot.set_title(name)
     plot.legend()
   return _png(figure) + (f'<p>TensorBoard: <code>tensorboard --logdir '

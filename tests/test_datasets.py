@@ -25,6 +25,7 @@ from models import dataset_file
 from models.settings import REPO_ROOT, IngestionSettings
 from pipeline import pipeline as pipeline_lib, run_summary
 from pipeline.config import PipelineConfig
+from tests.helpers import open_in_chromium
 
 QUESTION_CLASSES = {'ABBR': 'abbreviation', 'DESC': 'description', 'ENTY': 'entity',
                     'HUM': 'person', 'LOC': 'location', 'NUM': 'number'}
@@ -59,6 +60,8 @@ def write_question_dataset(folder, rng, rows_per_class=40) -> str:
       for label, keyword in QUESTION_CLASSES.items():
         for text in synthetic_texts(rng, keyword, count):
           f.write(f'{label}\t{text} ?\n')
+      if name == 'train.tsv':  # two rows to reject, with their reasons
+        f.write('QUANT\thow many questions have no class ?\nNUM\t \n')
   return write_yaml(folder / 'questions.yaml', {
       'name': 'questions', 'data_root': '.', 'train': 'train.tsv', 'eval': 'dev.tsv',
       'text_columns': ['text'], 'label_column': 'label', 'labels': QUESTION_CLASSES,
@@ -183,7 +186,7 @@ def test_the_preview_warns_when_most_rows_are_rejected_and_fails_with_strict(tmp
   args = ['--input', str(tmp_path / 'train.tsv'), '--text-column', 'text', '--labels', 'ABBR',
           'DESC']
   assert cleaning_cli.main(args + ['--output', str(tmp_path / 'out')]) == 0
-  warning = 'WARNING: most rows were rejected: 160 of 240 (67%; unknown_label 160)'
+  warning = 'WARNING: most rows were rejected: 162 of 242 (67%; '
   assert warning in capsys.readouterr().err
   assert cleaning_cli.main(args + ['--output', str(tmp_path / 'strict'), '--strict']) == 1
   assert warning in capsys.readouterr().err
@@ -281,6 +284,7 @@ def test_two_datasets_one_after_the_other_get_separate_served_models(tmp_path):
   environment = dict(os.environ, TEXT_CLASSIFIER_OUTPUT_DIR=str(tmp_path / 'tfx_output'),
                      TEXT_CLASSIFIER_SERVING_DIR=str(tmp_path / 'serving_model'))
   environment.pop('TEXT_CLASSIFIER_OVERRIDES', None)
+  reports = {}
   for dataset, name, classes in ((questions, 'questions', QUESTION_CLASSES.values()),
                                  (news, 'news', NEWS_CLASSES)):
     result = run_pipeline(dataset, environment)
@@ -292,8 +296,16 @@ def test_two_datasets_one_after_the_other_get_separate_served_models(tmp_path):
     assert f'cleaning report {tmp_path}/tfx_output/pipeline_root/{name}/' in result.stdout
     last_line = result.stdout.strip().splitlines()[-1]
     assert last_line.startswith(f'Report: file://{tmp_path}/tfx_output/pipeline_root/{name}/')
-    assert os.path.isfile(last_line[len('Report: file://'):])
+    reports[name] = last_line[len('Report: file://'):]
   assert sorted(os.listdir(tmp_path / 'serving_model')) == ['news', 'questions']
+  page = open_in_chromium(reports['questions'])
+  assert page['console_errors'] == []
+  # Label and length distributions, confusion matrix, reliability, slices, training curves.
+  assert len(page['image_widths']) == 5 and all(page['image_widths']), page['image_widths']
+  for text in ('rejected: unknown_label 1', 'rejected: empty_text 1', 'TFDV anomalies',
+               *QUESTION_CLASSES.values(), 'No blessed model to compare with yet',
+               f"train.tsv:{6 * 40 + 2}"):  # the rejected row's record, after the header
+    assert text in page['text'], text
   assert sorted(os.listdir(tmp_path / 'tfx_output' / 'pipeline_root')) == ['news', 'questions']
   assert sorted(os.listdir(tmp_path / 'tfx_output' / 'metadata')) == ['news', 'questions']
 

@@ -5,8 +5,9 @@ on raw text, size, and the cost of the teacher's pass over the training split.
 
 Reads the newest local run's outputs (`make run`): the cleaned raw examples and the Transform
 graph. For each seed it trains a teacher with the Trainer's run_fn on Transform's examples (or
-takes --teacher-dir for every seed), then a student with the distillation stage's run_fn
-(models/distillation.py), with the pipeline's settings (pipeline/config.py and
+takes --teacher-dir for every seed, whose pass over the data is then computed once and reused),
+then a student with the distillation stage's code (models/distillation.py), with the pipeline's
+settings (pipeline/config.py and
 TEXT_CLASSIFIER_OVERRIDES, e.g. '{"distillation": {"temperature": 1.0}}'). Models are written
 under a temporary directory and deleted at the end.
 """
@@ -18,6 +19,7 @@ import tempfile
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from benchmarks.common import (eval_accuracy, latest_artifact_dir,
                                probabilities_call, read_labelled_tsv, serving_signature)
@@ -52,6 +54,7 @@ def main() -> None:
   print(f"{'seed':>4} {'model':<8} {'accuracy':>8} {'b1 p50':>7} {'b32 p50':>7} {'MB':>6} "
         f"{'train s':>7}  note")
   results = []
+  fixed_teacher, fixed_passes = None, None  # with --teacher-dir: loaded and run once
   with tempfile.TemporaryDirectory() as work:
     for seed in args.seeds:
       teacher_dir, teacher_seconds = args.teacher_dir, 0.0
@@ -64,9 +67,18 @@ def main() -> None:
                                         time.perf_counter() - started)
       started = time.perf_counter()
       student_work = os.path.join(work, f'student_{seed}')
-      distillation.run_fn(trainer.local_fn_args(
-          transform_graph, raw_examples, student_work, with_seed(student_config, seed),
-          base_model=teacher_dir))
+      fn_args = trainer.local_fn_args(transform_graph, raw_examples, student_work,
+                                      with_seed(student_config, seed), base_model=teacher_dir)
+      if not args.teacher_dir:
+        distillation.run_fn(fn_args)
+      else:
+        setup = trainer.prepare(fn_args)
+        if fixed_passes is None:
+          fixed_teacher = tf.saved_model.load(teacher_dir)
+          fixed_passes = [distillation.teacher_pass(fixed_teacher, files,
+                                                    distillation.TEACHER_BATCH_SIZE)
+                          for files in (fn_args.train_files, fn_args.eval_files)]
+        distillation.train_student(setup, fixed_teacher, *fixed_passes)
       student_seconds = time.perf_counter() - started
       with open(os.path.join(student_work, 'logs', distillation.TEACHER_PASS_FILE)) as f:
         teacher_pass = json.load(f)
@@ -79,7 +91,7 @@ def main() -> None:
         (b1, _), (b32, _) = latencies(probabilities_call(serve), texts, args.requests)
         row[name] = {'accuracy': accuracy, 'b1_p50': b1, 'b32_p50': b32}
         note = (f"teacher pass {teacher_pass['seconds']:.0f} s over {teacher_pass['examples']} "
-                'examples (in train s)' if name == 'student' else '')
+                'examples (in the first train s when reused)' if name == 'student' else '')
         print(f'{seed:>4} {name:<8} {accuracy:>8.4f} {b1:>7.2f} {b32:>7.2f} '
               f'{export.megabytes_on_disk(model_dir):>6.1f} {seconds:>7.0f}  {note}', flush=True)
       results.append(row)

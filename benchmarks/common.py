@@ -4,7 +4,7 @@ scoring an exported model on raw text."""
 import csv
 import glob
 import os
-from typing import Callable, List, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -39,10 +39,11 @@ def probabilities_call(serve) -> Callable[[tf.Tensor], np.ndarray]:
   return lambda batch: serve(text=batch)[features.PROBABILITIES_KEY].numpy()
 
 
-def eval_accuracy(serve, texts: List[str], labels: List[str]) -> float:
-  """Accuracy of the served labels on labelled texts."""
-  predicted = []
-  for start in range(0, len(texts), 64):
-    outputs = serve(text=tf.constant(texts[start:start + 64]))
-    predicted.extend(label.decode() for label in outputs[features.PREDICTED_LABEL_KEY].numpy())
-  return float(np.mean(np.array(predicted) == np.array(labels)))
+def eval_accuracy(serve, texts: List[str], labels: List[str], label_names: Sequence[str]) -> float:
+  """Accuracy of the most probable class on labelled texts; `labels` are the file's, class ids
+  their positions in `label_names` (the served `label` is a display name)."""
+  class_ids = {name: class_id for class_id, name in enumerate(label_names)}
+  probabilities = probabilities_call(serve)
+  predicted = np.concatenate([probabilities(tf.constant(texts[start:start + 64])).argmax(-1)
+                              for start in range(0, len(texts), 64)])
+  return float(np.mean(predicted == np.array([class_ids[label] for label in labels])))

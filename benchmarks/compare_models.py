@@ -68,7 +68,7 @@ def main() -> None:
 
   for name, model_dir in models.items():
     serve = serving_signature(model_dir)
-    print(row(name, eval_accuracy(serve, texts, labels),
+    print(row(name, eval_accuracy(serve, texts, labels, ingestion.label_names),
               latencies(probabilities_call(serve), texts, args.requests),
               export.megabytes_on_disk(model_dir), model_dir), flush=True)
 

@@ -87,7 +87,7 @@ def main() -> None:
                                        ('student', os.path.join(student_work, 'serving'),
                                         student_seconds)):
         serve = serving_signature(model_dir)
-        accuracy = eval_accuracy(serve, texts, labels)
+        accuracy = eval_accuracy(serve, texts, labels, ingestion.label_names)
         (b1, _), (b32, _) = latencies(probabilities_call(serve), texts, args.requests)
         row[name] = {'accuracy': accuracy, 'b1_p50': b1, 'b32_p50': b32}
         note = (f"teacher pass {teacher_pass['seconds']:.0f} s over {teacher_pass['examples']} "

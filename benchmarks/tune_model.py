@@ -18,12 +18,12 @@ import tempfile
 import time
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
 from tfx import v1 as tfx
 
-from benchmarks.common import latest_artifact_dir, read_labelled_tsv
-from models import features, trainer
+from benchmarks.common import (eval_accuracy, latest_artifact_dir, read_labelled_tsv,
+                               serving_signature)
+from models import trainer
 from models.settings import ModelSettings, TrainingSettings, as_custom_config
 from pipeline.config import PipelineConfig
 
@@ -76,12 +76,7 @@ def validation_accuracy(model_dir: str, config: PipelineConfig) -> float:
   ingestion = config.ingestion
   texts, labels = read_labelled_tsv(os.path.join(ingestion.data_root, ingestion.eval_pattern),
                                     ingestion.text_columns[0], ingestion.label_column)
-  serve = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
-  predicted = []
-  for start in range(0, len(texts), 256):
-    outputs = serve(text=tf.constant(texts[start:start + 256]))
-    predicted.extend(label.decode() for label in outputs[features.PREDICTED_LABEL_KEY].numpy())
-  return float(np.mean([p == label for p, label in zip(predicted, labels, strict=True)]))
+  return eval_accuracy(serving_signature(model_dir), texts, labels, ingestion.label_names)
 
 
 def main() -> None:

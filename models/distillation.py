@@ -153,11 +153,18 @@ def student_dataset(token_ids: np.ndarray, targets: np.ndarray, batch_size: int,
   return data.sharded_by_data(dataset.prefetch(tf.data.AUTOTUNE))
 
 
+def check_student_settings(setup: trainer.TrainingSetup) -> None:
+  if setup.training.balance_classes:
+    raise ValueError('distillation.student_training.balance_classes is not supported: the '
+                     "teacher's probabilities already carry the class balance it learned.")
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """TFX Trainer entry point of the student. fn_args.base_model is the teacher's exported model,
   train_files and eval_files the raw examples; custom_config holds the student's 'model' and
   'training' settings and 'distillation' (temperature, label_weight, init_from_teacher)."""
   setup = trainer.prepare(fn_args)  # first: it creates the tf.distribute strategy
+  check_student_settings(setup)  # before the teacher's pass, which takes minutes
   teacher = tf.saved_model.load(fn_args.base_model)
   train_student(setup, teacher, teacher_pass(teacher, fn_args.train_files, TEACHER_BATCH_SIZE),
                 teacher_pass(teacher, fn_args.eval_files, TEACHER_BATCH_SIZE))
@@ -167,9 +174,7 @@ def train_student(setup: trainer.TrainingSetup, teacher, train: TeacherPass,
                   evaluation: TeacherPass) -> None:
   """Trains and exports the student on the teacher's passes over the training and eval splits
   (benchmarks/distill.py reuses one pass for several seeds)."""
-  if setup.training.balance_classes:
-    raise ValueError('distillation.student_training.balance_classes is not supported: the '
-                     "teacher's probabilities already carry the class balance it learned.")
+  check_student_settings(setup)
   fn_args = setup.fn_args
   distillation = fn_args.custom_config['distillation']
   temperature, label_weight = distillation['temperature'], distillation['label_weight']

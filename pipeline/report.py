@@ -353,12 +353,12 @@ def _model_section(title: str, model: ModelSummary, names: List[str]) -> str:
 
 def render(summary: RunSummary, pipeline_name: str, label_names: Sequence[str]) -> str:
   """The report as one HTML page."""
-  names = list(summary.class_names) or list(label_names)
-  class_names = dict(zip(label_names, summary.class_names or label_names, strict=True))
+  # Display names by class id; learned from the data, the classes have ids only.
+  names = list(summary.class_names) or [
+      f'class {i}' for i in range(_class_count(summary.model.metrics))]
+  class_names = dict(zip(label_names, summary.class_names, strict=True))  # label -> display
   models = [('Model', summary.model)] if summary.student is None else [
       ('Teacher', summary.model), ('Student (distilled)', summary.student)]
-  if not names and summary.model.metrics:  # classes learned from the data
-    names = [f'class {i}' for i in range(_class_count(summary.model.metrics))]
   body = ''.join(_model_section(title, model, names) for title, model in models)
   return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
           f'<title>{html.escape(pipeline_name)} run {html.escape(summary.run_id)}</title>'

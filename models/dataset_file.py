@@ -15,18 +15,14 @@ one's own data means writing that file, not code. pipeline/datasets/sst2.yaml is
     settings: {training: {epochs: 3}}  # any other setting of pipeline/config.py
 
 `load` turns it into overrides of `PipelineConfig` (the same form as TEXT_CLASSIFIER_OVERRIDES).
-A leaf module like models/settings.py, so the preview command reads the same file.
+A leaf module, like models/settings.py, so that the preview command reads the same file.
 """
 
 import os
 import re
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import yaml
-
-from models.settings import REPO_ROOT
-
-DEFAULT_DATASET_FILE = os.path.join(REPO_ROOT, 'pipeline', 'datasets', 'sst2.yaml')
 
 # Dataset-file key -> IngestionSettings field.
 INGESTION_KEYS = {'data_root': 'data_root', 'train': 'train_pattern', 'eval': 'eval_pattern',
@@ -48,14 +44,31 @@ def _relative_to(path: str, folder: str) -> str:
   return os.path.normpath(os.path.join(folder, path))
 
 
+def _names(path: str, key: str, values: Any) -> List[str]:
+  """Names as written: strings, or integers (YAML reads 0 and '0' differently; both mean '0').
+  YAML 1.1 reads yes/no/on/off as booleans and 1.0 as a float: those, and empty values, are
+  refused rather than silently renamed."""
+  if not isinstance(values, list) or not values:
+    raise DatasetFileError(f'{path}: {key} must be a non-empty list, not {values!r}.')
+  for value in values:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+      raise DatasetFileError(f"{path}: {key} has {value!r}; write names as strings (quote "
+                             "them: 'yes', '1.0').")
+  names = [str(value) for value in values]
+  if len(set(names)) != len(names):
+    raise DatasetFileError(f'{path}: {key} names something twice: {names}.')
+  return names
+
+
 def _labels(path: str, labels: Any) -> Dict[str, list]:
   if labels is None:
     return {'label_names': [], 'label_display_names': []}
   if isinstance(labels, dict):
-    return {'label_names': [str(name) for name in labels],
-            'label_display_names': [str(display) for display in labels.values()]}
+    return {'label_names': _names(path, 'labels', list(labels)),
+            'label_display_names': _names(path, 'labels (display names)',
+                                          list(labels.values()))}
   if isinstance(labels, list):
-    return {'label_names': [str(name) for name in labels], 'label_display_names': []}
+    return {'label_names': _names(path, 'labels', labels), 'label_display_names': []}
   raise DatasetFileError(f'{path}: labels must map class names to display names '
                          f"({{'0': negative, '1': positive}}) or list them, not {labels!r}.")
 
@@ -95,9 +108,13 @@ def load(path: str) -> dict:
     ingestion['data_root'] = _relative_to(str(ingestion['data_root']), folder)
   if 'eval' not in description:
     ingestion['eval_pattern'] = ''  # the eval split is carved out of the training files
-  for key in ('text_columns', 'column_names'):
-    if isinstance(ingestion.get(key), str):
-      ingestion[key] = [ingestion[key]]
+  for key, field in (('text_columns', 'text_columns'), ('columns', 'column_names')):
+    if key in description:
+      value = description[key]
+      ingestion[field] = _names(path, key, [value] if isinstance(value, str) else value)
+  for key in ('data_root', 'train', 'eval', 'format', 'label_column'):
+    if key in description and not isinstance(description[key], str):
+      raise DatasetFileError(f'{path}: {key} must be a string, not {description[key]!r}.')
   ingestion.update(_labels(path, description.get('labels')))
   settings = description.get('settings') or {}
   if not isinstance(settings, dict):

@@ -20,6 +20,10 @@ from models.settings import (DEFAULT_MODEL_NAME, REPO_ROOT, SHAPE_MODEL_FIELDS,
                              resolve_search_space, student_custom_config, with_overrides)
 
 
+# The bundled data's dataset file: what runs use when none is named.
+DEFAULT_DATASET_FILE = os.path.join(REPO_ROOT, 'pipeline', 'datasets', 'sst2.yaml')
+
+
 def json_from_env(name: str) -> dict:
   """The JSON object in environment variable `name` ({} if unset), or an error naming it."""
   text = os.environ.get(name, '') or '{}'
@@ -99,8 +103,7 @@ class PipelineConfig:
     """Defaults, then the dataset file (`dataset`, else TEXT_CLASSIFIER_DATASET, else SST-2's),
     then the environment: TEXT_CLASSIFIER_{DATA_ROOT,OUTPUT_DIR,SERVING_DIR} set paths, and
     TEXT_CLASSIFIER_OVERRIDES (JSON, e.g. '{"training": {"epochs": 2}}') any other field."""
-    dataset = (dataset or os.environ.get('TEXT_CLASSIFIER_DATASET')
-               or dataset_file.DEFAULT_DATASET_FILE)
+    dataset = dataset or os.environ.get('TEXT_CLASSIFIER_DATASET') or DEFAULT_DATASET_FILE
     config = with_overrides(cls(), dataset_file.load(dataset))
     config = with_overrides(config, json_from_env('TEXT_CLASSIFIER_OVERRIDES'))
     data_root = os.environ.get('TEXT_CLASSIFIER_DATA_ROOT')
@@ -126,8 +129,9 @@ class CloudSettings:
   # Where the Dockerfile puts this repository, with files the pipeline reads (a curated schema).
   image_repo_root: str = '/pipeline'
   # The raw files (IngestionSettings.data_root, same patterns) and the outputs, in Cloud Storage.
-  # The pipeline root is <output_dir>/pipeline_root/<pipeline name>, as for local runs.
-  data_root: str = 'gs://my-bucket/data/sst2'
+  # data_root replaces a dataset file's local data_root; empty: the dataset file must give a
+  # gs:// one. The pipeline root is <output_dir>/pipeline_root/<pipeline name>, as locally.
+  data_root: str = ''
   output_dir: str = 'gs://my-bucket/text_classifier'
   # TF Serving's model base path: the Pusher copies blessed models to <this>/<model_name>/<version>.
   serving_model_dir: str = 'gs://my-bucket/text_classifier/serving_model'

@@ -33,9 +33,17 @@ def cloud_config(config: PipelineConfig, cloud: CloudSettings, accelerator: str)
   schema_file = config.schema_file
   if schema_file.startswith(REPO_ROOT + os.sep):
     schema_file = os.path.join(cloud.image_repo_root, os.path.relpath(schema_file, REPO_ROOT))
-  # A dataset file may already point at Cloud Storage; a local data_root is replaced.
+  elif schema_file and '://' not in schema_file:
+    raise ValueError(f'The schema file {schema_file} is outside this repository, so not in the '
+                     'pipeline image: move it into the repository or to Cloud Storage.')
+  # The data must be in Cloud Storage: the dataset file's data_root if it is there already,
+  # else CloudSettings.data_root; never silently another dataset's folder.
   data_root = (config.ingestion.data_root if '://' in config.ingestion.data_root
                else cloud.data_root)
+  if not data_root:
+    raise ValueError(f'Dataset {config.pipeline_name!r} has a local data_root '
+                     f'({config.ingestion.data_root}): give a gs:// data_root in its dataset '
+                     'file, or set data_root in TEXT_CLASSIFIER_CLOUD_OVERRIDES.')
   config = dataclasses.replace(
       config,
       pipeline_name=config.pipeline_name.replace('_', '-'),  # Vertex AI allows [a-z0-9-] only
@@ -103,7 +111,8 @@ def main(argv=None) -> None:
   parser.add_argument('--dataset', default=os.environ.get('TEXT_CLASSIFIER_DATASET', ''),
                       metavar='FILE',
                       help='the dataset file (default: pipeline/datasets/sst2.yaml); a local '
-                           'data_root is replaced by CloudSettings.data_root')
+                           'data_root is replaced by CloudSettings.data_root, which must then '
+                           'be set')
   parser.add_argument('--accelerator', choices=ACCELERATORS, default='gpu',
                       help='Vertex AI Training worker pool for the Trainer (default: %(default)s)')
   args = parser.parse_args(argv)

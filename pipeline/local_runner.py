@@ -8,7 +8,8 @@ TEXT_CLASSIFIER_VERBOSE=1) brings back all TF, Beam and TFX logging.
 
 The TFX CLI executes this file too: `tfx pipeline create --engine local --pipeline_path
 pipeline/local_runner.py` records the pipeline main() hands to LocalDagRunner.run (run() is patched
-out then), and `tfx run create --engine local --pipeline_name text_classifier` runs the file.
+out then), and `tfx run create --engine local --pipeline_name sst2` (the dataset's name) runs the
+file.
 """
 
 import argparse
@@ -164,8 +165,7 @@ def main(argv=None) -> bool:
     return False
   print(run_summary.format_summary(summary, time.time() - started))
   from pipeline import report  # pylint: disable=import-outside-toplevel
-  path = report.write_report(summary, config.pipeline_name, config.pipeline_root,
-                             config.ingestion.label_names)
+  path = report.write_report(summary, config.pipeline_name, config.pipeline_root)
   print(f'Report: file://{path}')
   return True
 

@@ -4,6 +4,7 @@ The same `create_pipeline` serves every runner (local, Kubeflow / Vertex AI); ru
 the metadata store, the Beam arguments and where things live.
 """
 
+import dataclasses
 import json
 from typing import List, Optional, Tuple
 
@@ -128,7 +129,9 @@ def create_pipeline(config: PipelineConfig,
                     beam_pipeline_args: Optional[List[str]] = None,
                     trainer_custom_config: Optional[dict] = None) -> tfx.dsl.Pipeline:
   """All components, wired. `trainer_custom_config` adds runner-specific Trainer settings."""
-  example_gen = TextCleaningExampleGen(config.ingestion)
+  # Display names are for people: renaming one must not re-run the ingestion and all after it.
+  example_gen = TextCleaningExampleGen(
+      dataclasses.replace(config.ingestion, label_display_names=()))
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
   if config.schema_file:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file)

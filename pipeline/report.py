@@ -95,14 +95,14 @@ def _cleaned_examples(examples_uri: str) -> Dict[str, Tuple[List[str], List[int]
   return splits
 
 
-def _distributions(examples_uri: str, class_names: Dict[str, str]) -> str:
+def _distributions(examples_uri: str, display_names: Dict[str, str]) -> str:
   splits = _cleaned_examples(examples_uri)
   if not splits:
     return ''
   figure, (by_label, by_length) = pyplot.subplots(1, 2, figsize=(11, 3.5))
   names = sorted({label for labels, _ in splits.values() for label in labels},
-                 key=lambda label: (list(class_names).index(label)
-                                    if label in class_names else len(class_names), label))
+                 key=lambda label: (list(display_names).index(label)
+                                    if label in display_names else len(display_names), label))
   width = 0.8 / len(splits)
   for index, (split, (labels, lengths)) in enumerate(splits.items()):
     counts = collections.Counter(labels)
@@ -111,7 +111,7 @@ def _distributions(examples_uri: str, class_names: Dict[str, str]) -> str:
     by_length.hist(lengths, bins=np.arange(0, min(max(lengths), 120) + 5, 4), density=True,
                    histtype='step', linewidth=1.5, label=split)
   by_label.set_xticks(np.arange(len(names)) + width * (len(splits) - 1) / 2,
-                      [class_names.get(name, name) for name in names],
+                      [display_names.get(name, name) for name in names],
                       rotation=30 if len(names) > 4 else 0)
   by_label.set_title('labels (share of the split)')
   by_length.set_title('text length (words)')
@@ -170,7 +170,7 @@ def _anomalies(anomalies_uri: Optional[str]) -> str:
           + ''.join(f'<li>{html.escape(problem)}</li>' for problem in problems) + '</ul>')
 
 
-def _data_section(summary: RunSummary, class_names: Dict[str, str]) -> str:
+def _data_section(summary: RunSummary, display_names: Dict[str, str]) -> str:
   parts = ['<h2>Data</h2>']
   cleaning = summary.cleaning
   if cleaning:
@@ -181,7 +181,7 @@ def _data_section(summary: RunSummary, class_names: Dict[str, str]) -> str:
     parts.append(_table(('rows', 'count'), rows))
     parts.append(f"<p>Cleaning report: <code>{html.escape(cleaning['report_path'])}</code></p>")
   if summary.examples_uri:
-    parts.append(_distributions(summary.examples_uri, class_names))
+    parts.append(_distributions(summary.examples_uri, display_names))
   if cleaning:
     parts.append(_rejected_rows(cleaning.get('rejected_path')))
   parts.append(_statistics(summary.statistics_uri))
@@ -351,12 +351,10 @@ def _model_section(title: str, model: ModelSummary, names: List[str]) -> str:
   return ''.join(parts)
 
 
-def render(summary: RunSummary, pipeline_name: str, label_names: Sequence[str]) -> str:
+def render(summary: RunSummary, pipeline_name: str) -> str:
   """The report as one HTML page."""
-  # Display names by class id; learned from the data, the classes have ids only.
-  names = list(summary.class_names) or [
-      f'class {i}' for i in range(_class_count(summary.model.metrics))]
-  class_names = dict(zip(label_names, summary.class_names, strict=True))  # label -> display
+  names = summary.class_names
+  display_names = dict(zip(summary.label_names, names, strict=True))
   models = [('Model', summary.model)] if summary.student is None else [
       ('Teacher', summary.model), ('Student (distilled)', summary.student)]
   body = ''.join(_model_section(title, model, names) for title, model in models)
@@ -364,21 +362,14 @@ def render(summary: RunSummary, pipeline_name: str, label_names: Sequence[str]) 
           f'<title>{html.escape(pipeline_name)} run {html.escape(summary.run_id)}</title>'
           f'<style>{STYLE}</style></head><body>'
           f'<h1>{html.escape(pipeline_name)}: run {html.escape(summary.run_id)}</h1>'
-          + _verdict(summary.model) + _data_section(summary, class_names) + body
+          + _verdict(summary.model) + _data_section(summary, display_names) + body
           + '</body></html>')
 
 
-def _class_count(metrics: dict) -> int:
-  ids = [int(match[1]) for name in metrics.get('overall', {})
-         for match in [re.search(r'classId:(\d+)', name)] if match]
-  return max(ids, default=-1) + 1
-
-
-def write_report(summary: RunSummary, pipeline_name: str, pipeline_root: str,
-                 label_names: Sequence[str]) -> str:
+def write_report(summary: RunSummary, pipeline_name: str, pipeline_root: str) -> str:
   """Writes the run's report.html; returns its path."""
   path = report_path(pipeline_root, summary.run_id)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w', encoding='utf-8') as f:
-    f.write(render(summary, pipeline_name, label_names))
+    f.write(render(summary, pipeline_name))
   return path

@@ -22,6 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components import atomic_pusher
+from components.class_checked_evaluator import model_classes
 from components.cleaning.component import CleaningReport, RejectedRows
 from components.cleaning.transforms import REJECTED_FILE, REPORT_FILE, warnings
 from models import export
@@ -59,7 +60,8 @@ class RunSummary:
   model: ModelSummary  # with distillation: the teacher
   student: Optional[ModelSummary]  # with distillation
   teacher_pass: Optional[dict]  # with distillation: what the teacher's pass over training cost
-  class_names: List[str]  # as people read them, in class-id order (empty: learned from data)
+  label_names: List[str]  # the classes as the data names them, in class-id order
+  class_names: List[str]  # as people read them, in class-id order
   examples_uri: Optional[str]  # the cleaned examples (Split-train/, Split-eval/)
   statistics_uri: Optional[str]  # TFDV statistics, per split
   anomalies_uri: Optional[str]  # ExampleValidator's anomalies, per split
@@ -288,6 +290,10 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
     return None
   outputs = run_outputs(store, context)
   types = tfx.types.standard_artifacts
+  model = outputs.get((pipeline.TRAINER_ID, types.Model.TYPE_NAME))
+  # Classes learned from the data: the trained model's vocabulary names them.
+  label_names = list(config.ingestion.label_names) or (
+      model_classes(model.uri) if model is not None else None) or []
   teacher_destination, student_destination = pipeline.push_destinations(config)
   student = None
   if any(node == pipeline.STUDENT_TRAINER_ID for node, _ in outputs):
@@ -302,7 +308,8 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
                            pipeline.PUSHER_ID, teacher_destination),
       student=student,
       teacher_pass=_read_teacher_pass(student) if student else None,
-      class_names=list(config.ingestion.display_names),
+      label_names=label_names,
+      class_names=list(config.ingestion.display_names) or label_names,
       examples_uri=_uri(outputs.get(('TextCleaningExampleGen', types.Examples.TYPE_NAME))),
       statistics_uri=_uri(outputs.get(('StatisticsGen', types.ExampleStatistics.TYPE_NAME))),
       anomalies_uri=_uri(outputs.get(('ExampleValidator', types.ExampleAnomalies.TYPE_NAME))))

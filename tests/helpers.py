@@ -4,6 +4,7 @@ and readers of what a Trainer wrote. Fixtures built from these are in conftest.p
 import ast
 import dataclasses
 import os
+import pathlib
 import subprocess
 import sys
 from typing import Iterable, Mapping
@@ -247,7 +248,7 @@ def open_in_chromium(path: str) -> dict:
   options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
   driver = webdriver.Chrome(options=options, service=Service('/usr/bin/chromedriver'))
   try:
-    driver.get(f'file://{path}')
+    driver.get(pathlib.Path(path).as_uri())
     return {
         'text': driver.find_element('tag name', 'body').text,
         'image_widths': driver.execute_script(

@@ -19,7 +19,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from components import class_checked_evaluator
-from components.cleaning import __main__ as cleaning_cli, transforms
+from components.cleaning import __main__ as cleaning_cli, readers, transforms
 from components.described_schema import described_schema
 from models import dataset_file
 from models.settings import REPO_ROOT, IngestionSettings
@@ -88,7 +88,9 @@ def write_news_dataset(folder, rng, rows_per_class=50) -> str:
 # --- dataset files -------------------------------------------------------------------------
 
 
-def test_the_bundled_sst2_file_describes_the_default_configuration():
+def test_the_bundled_sst2_file_describes_the_default_configuration(monkeypatch):
+  for name in ('DATASET', 'OVERRIDES', 'DATA_ROOT'):
+    monkeypatch.delenv(f'TEXT_CLASSIFIER_{name}', raising=False)
   config = PipelineConfig.from_env()  # no dataset named: SST-2's file
   default = PipelineConfig()
   assert config.pipeline_name == config.model_name == 'sst2'
@@ -127,6 +129,11 @@ def test_a_dataset_file_names_the_outputs_and_sets_its_settings(tmp_path, monkey
     ('name: reviews\ncolumns: [label, body]\ntext_columns: [title]\n', 'lacks .*title'),
     ('name: reviews\nlabels: [a, b]\nsettings: {ingestion: {label_display_names: [x]}}\n',
      'must name each of label_names'),
+    ('name: reviews\nlabels: [no, yes]\n', "labels has False; write names as strings"),
+    ('name: reviews\nlabels: [1.0, 2.0]\n', 'labels has 1.0'),
+    ("name: reviews\nlabels: {'0': negative, '1': }\n", 'has None'),
+    ('name: reviews\nlabels: [a, a]\n', 'names something twice'),
+    ('name: reviews\neval:\n', 'eval must be a string'),
 ])
 def test_a_bad_dataset_file_is_a_clear_error_naming_it(tmp_path, content, message):
   path = tmp_path / 'reviews.yaml'
@@ -190,6 +197,25 @@ def test_the_preview_warns_when_most_rows_are_rejected_and_fails_with_strict(tmp
   assert warning in capsys.readouterr().err
   assert cleaning_cli.main(args + ['--output', str(tmp_path / 'strict'), '--strict']) == 1
   assert warning in capsys.readouterr().err
+
+
+def test_the_preview_label_flags_override_the_dataset_file(tmp_path):
+  news = write_news_dataset(tmp_path / 'news', random.Random(0), rows_per_class=5)
+  args = ['--dataset', news, '--output']
+  settings, _ = cleaning_cli.settings_and_files(cleaning_cli.parse_args(args + ['a', '--labels']))
+  assert settings.label_names == () and settings.label_display_names == ()  # any label
+  settings, _ = cleaning_cli.settings_and_files(
+      cleaning_cli.parse_args(args + ['b', '--labels', '1', '2', '3']))
+  assert settings.display_names == ('1', '2', '3')  # the file's 4 display names dropped
+  assert settings.column_names == ('class', 'title', 'description')  # the rest stays
+
+
+def test_a_headerless_file_that_has_its_header_row_anyway_loses_no_row(tmp_path):
+  path = tmp_path / 'news.csv'
+  path.write_text('class,title,description\n1,a title,a text\n2,another,more text\n')
+  records = list(readers.read_records(str(path), 'train', 'csv', ('title', 'description'),
+                                      'class', ('class', 'title', 'description')))
+  assert [record.fields['class'] for record in records] == ['1', '2']
 
 
 def test_the_preview_without_a_dataset_accepts_any_label_and_counts_them(tmp_path):

@@ -136,6 +136,15 @@ def test_a_curated_schema_in_this_repository_is_read_from_the_image():
   assert config.schema_file == '/pipeline/pipeline/datasets/curated_schema.pbtxt'
 
 
+def test_data_or_a_schema_the_cloud_cannot_read_is_refused():
+  with pytest.raises(ValueError, match="Dataset 'sst2' has a local data_root"):
+    kubeflow_v2_runner.cloud_config(PipelineConfig(), dataclasses.replace(CLOUD, data_root=''),
+                                    'none')
+  with pytest.raises(ValueError, match='outside this repository'):
+    kubeflow_v2_runner.cloud_config(PipelineConfig(schema_file='/home/me/schema.pbtxt'), CLOUD,
+                                    'none')
+
+
 def test_ingestion_is_never_served_from_cache(compiled):
   _, _, definition = compiled
   assert tasks(definition)['TextCleaningExampleGen']['cachingOptions'] == {'enableCache': False}

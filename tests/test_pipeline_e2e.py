@@ -102,8 +102,7 @@ def test_summary_reports_metrics_and_tensorboard(runs):
 def test_the_run_report_renders_in_chromium_with_its_charts(runs):
   config, _, _, _ = runs
   summary = run_summary.summarize_run(config)  # the third run: it has a baseline to compare with
-  path = report.write_report(summary, config.pipeline_name, config.pipeline_root,
-                             config.ingestion.label_names)
+  path = report.write_report(summary, config.pipeline_name, config.pipeline_root)
   assert path == report.report_path(config.pipeline_root, summary.run_id)
   page = open_in_chromium(path)
   assert page['console_errors'] == []

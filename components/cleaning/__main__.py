@@ -70,10 +70,11 @@ def settings_and_files(args: argparse.Namespace):
   flags = {'text_columns': tuple(args.text_columns or ()), 'label_column': args.label_column,
            'input_format': args.format, 'column_names': tuple(args.columns or ()),
            'eval_percent': args.eval_percent}
-  if args.labels is not None:  # [] too: any label
-    flags.update(label_names=tuple(args.labels), label_display_names=())
   settings = dataclasses.replace(
       settings, **{name: value for name, value in flags.items() if value not in (None, ())})
+  if args.labels is not None:  # [] too: any label; the dataset's display names no longer apply
+    settings = dataclasses.replace(settings, label_names=tuple(args.labels),
+                                   label_display_names=())
   train = args.input or [os.path.join(settings.data_root, settings.train_pattern)]
   evaluation = args.eval_input or (
       [os.path.join(settings.data_root, settings.eval_pattern)]

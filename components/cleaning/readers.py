@@ -259,6 +259,8 @@ def _read_delimited(path: str, split: str, lines: _Lines, input_format: str,
     raw = lines.take()
     if not row:
       continue  # a blank line is not a record
+    if first_line == 1 and column_names and row == header:
+      continue  # the columns were named, yet the file has this header row too: not a record
     if len(row) != len(header):
       yield RawRecord(path, first_line, split, raw, None,
                       f'expected {len(header)} fields, got {len(row)}')

@@ -30,7 +30,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from components.data_gate import describe_anomalies_at
 from models import features
 from pipeline.run_summary import (ACCURACY_METRIC, CONFUSION_PLOT, ModelSummary, RunSummary,
-                                  confusion_counts, format_metrics_table, load_eval_result)
+                                  confusion_counts, format_metrics_table, push_status)
 
 matplotlib.use('Agg')  # files, no display
 
@@ -192,13 +192,6 @@ def _data_section(summary: RunSummary, display_names: Dict[str, str]) -> str:
 # --- the model -----------------------------------------------------------------------------
 
 
-def _overall_plots(evaluation_uri: str) -> dict:
-  for slice_key, by_output in load_eval_result(evaluation_uri).plots:
-    if not slice_key:
-      return by_output.get('', {})
-  return {}
-
-
 def _confusion_matrix(plots: dict, names: List[str]) -> str:
   confusion = plots.get('', {}).get(CONFUSION_PLOT)
   if not confusion:
@@ -315,18 +308,7 @@ def _verdict(model: ModelSummary) -> str:
                + '.</p>')
   else:
     verdict = '<p>Not evaluated.</p>'
-  if model.pushed_to:
-    pushed = f'Pushed to <code>{html.escape(model.pushed_to)}</code>.'
-  elif model.already_live:
-    pushed = ('Not pushed again: the same model is live at '
-              f'<code>{html.escape(model.already_live)}</code>.')
-  elif model.push_destination is None:
-    pushed = 'Not pushed (distillation.push).'
-  elif model.live_model:
-    pushed = f'Not pushed; <code>{html.escape(model.live_model)}</code> stays live.'
-  else:
-    pushed = 'Not pushed; none pushed yet.'
-  return verdict + f'<p>{pushed}</p>'
+  return verdict + f'<p>Pushed to: {html.escape(push_status(model))}.</p>'
 
 
 def _model_section(title: str, model: ModelSummary, names: List[str]) -> str:
@@ -341,9 +323,8 @@ def _model_section(title: str, model: ModelSummary, names: List[str]) -> str:
                            ('this model', overall[ACCURACY_METRIC]), ('change', change)]))
   elif model.blessed is not None:
     parts.append('<p>No blessed model to compare with yet: this is the first.</p>')
-  if model.evaluation_uri:
-    plots = _overall_plots(model.evaluation_uri)
-    parts.append(_confusion_matrix(plots, names) + _reliability(plots, names))
+  parts.append(_confusion_matrix(model.overall_plots, names)
+               + _reliability(model.overall_plots, names))
   parts.append(_slices(model))
   parts.append('<h3>Training</h3>' + _training_curves(model.model_run_dir))
   if model.megabytes:

@@ -50,7 +50,7 @@ class ModelSummary:
   model_run_dir: Optional[str]
   megabytes: Optional[float]  # the exported model on disk
   push_destination: Optional[str]  # None: this model is not pushed by the pipeline
-  evaluation_uri: Optional[str]  # TFMA's output: metrics, plots, validation
+  overall_plots: dict  # TFMA's plots of the whole eval split (confusion matrix, calibration)
 
 
 @dataclasses.dataclass
@@ -154,11 +154,11 @@ def load_eval_result(evaluation_uri: str):
       model_name=tfma.CANDIDATE_KEY if tfma.CANDIDATE_KEY in (model_locations or {}) else None)
 
 
-def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
-  """Slice name -> metric name -> value: TFMA's metrics, and per-class precision and recall
-  from its confusion matrix."""
+def load_evaluation(evaluation_uri: str) -> Tuple[Dict[str, Dict[str, float]], dict]:
+  """(slice name -> metric name -> value, the whole eval split's plots by sub key): TFMA's
+  metrics, with per-class precision and recall from its confusion matrix, and its plots."""
   result = load_eval_result(evaluation_uri)
-  metrics = {}
+  metrics, overall_plots = {}, {}
   for slice_key, by_output in result.slicing_metrics:
     values = {}
     for sub_key, by_name in by_output.get('', {}).items():
@@ -167,14 +167,16 @@ def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
           values[f'{name}[{sub_key}]' if sub_key else name] = float(value['doubleValue'])
     metrics[_slice_name(slice_key)] = values
   for slice_key, by_output in result.plots:
+    if not slice_key:
+      overall_plots = by_output.get('', {})
     confusion = by_output.get('', {}).get('', {}).get(CONFUSION_PLOT)
     if confusion and _slice_name(slice_key) in metrics:
       metrics[_slice_name(slice_key)].update(per_class_precision_recall(confusion))
-  return metrics
+  return metrics, overall_plots
 
 
 def _metric_name(metric_key) -> str:
-  """The metric's name as load_metrics spells it (a diff's too: is_diff is a separate flag)."""
+  """The metric's name as load_evaluation spells it (a diff's too: is_diff is a separate flag)."""
   if not metric_key.HasField('sub_key'):
     return metric_key.name
   return f'{metric_key.name}[{tfma.metrics.SubKey.from_proto(metric_key.sub_key)}]'
@@ -254,7 +256,7 @@ def _model_summary(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_
                    push_destination: Optional[str]) -> ModelSummary:
   types = tfx.types.standard_artifacts
   evaluation = outputs.get((evaluator_id, types.ModelEvaluation.TYPE_NAME))
-  metrics = load_metrics(evaluation.uri) if evaluation is not None else {}
+  metrics, overall_plots = load_evaluation(evaluation.uri) if evaluation is not None else ({}, {})
   blessed = _int_property(outputs.get((evaluator_id, types.ModelBlessing.TYPE_NAME)), 'blessed')
   pushed = outputs.get((pusher_id, types.PushedModel.TYPE_NAME))
   model = outputs.get((trainer_id, types.Model.TYPE_NAME))
@@ -268,10 +270,10 @@ def _model_summary(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_
                  if _int_property(pushed, 'pushed') else None),
       live_model=live_model(push_destination) if push_destination else None,
       already_live=_string_property(pushed, atomic_pusher.ALREADY_LIVE_KEY),
-      model_run_dir=model_run.uri if model_run is not None else None,
+      model_run_dir=_uri(model_run),
       megabytes=export.megabytes_on_disk(model.uri) if model is not None else None,
       push_destination=push_destination,
-      evaluation_uri=evaluation.uri if evaluation is not None else None)
+      overall_plots=overall_plots)
 
 
 def _read_teacher_pass(student: ModelSummary) -> Optional[dict]:
@@ -357,21 +359,24 @@ def format_metrics_table(metrics: Dict[str, Dict[str, float]], class_names: List
   return lines
 
 
+def push_status(model: ModelSummary) -> str:
+  """Where the model went: its version, or why it was not pushed and what stays live."""
+  if model.pushed_to:
+    return model.pushed_to
+  if model.already_live:
+    return f'not pushed again; the same model is live at {model.already_live}'
+  if model.push_destination is None:
+    return 'not pushed (distillation.push)'
+  if model.live_model:
+    return f'not pushed; {model.live_model} stays live'
+  return 'not pushed; none pushed yet'
+
+
 def _format_model(model: ModelSummary, heading: str, class_names: List[str]) -> List[str]:
   lines = [heading + line for line in format_metrics_table(model.metrics, class_names)]
   because = '; '.join(model.not_blessed_because)
   lines.append(f'{heading}Blessed: {model.blessed}' + (f', because {because}' if because else ''))
-  if model.pushed_to:
-    lines.append(f'{heading}Pushed to: {model.pushed_to}')
-  elif model.already_live:
-    lines.append(f'{heading}Pushed to: not pushed again; the same model is live at '
-                 f'{model.already_live}')
-  elif model.push_destination is None:
-    lines.append(f'{heading}Pushed to: not pushed (distillation.push)')
-  elif model.live_model:
-    lines.append(f'{heading}Pushed to: not pushed; {model.live_model} stays live')
-  else:
-    lines.append(f'{heading}Pushed to: not pushed; none pushed yet')
+  lines.append(f'{heading}Pushed to: {push_status(model)}')
   if model.model_run_dir:
     lines.append(f'{heading}TensorBoard: tensorboard --logdir {model.model_run_dir}')
   return lines

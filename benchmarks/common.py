@@ -4,13 +4,12 @@ scoring an exported model on raw text."""
 import csv
 import glob
 import os
-from typing import Callable, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
 
-from models import features
+from models.latency import probabilities_call
 from pipeline.config import PipelineConfig
 
 
@@ -27,16 +26,6 @@ def read_labelled_tsv(path: str, text_column: str,
   with open(path, encoding='utf-8', newline='') as f:
     rows = list(csv.DictReader(f, delimiter='\t', quoting=csv.QUOTE_NONE))
   return [row[text_column] for row in rows], [row[label_column] for row in rows]
-
-
-def serving_signature(model_dir: str):
-  return tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
-
-
-def probabilities_call(serve) -> Callable[[tf.Tensor], np.ndarray]:
-  """`serving_default` on a batch of texts -> probabilities, fetched as numpy so that a timing
-  covers the whole computation."""
-  return lambda batch: serve(text=batch)[features.PROBABILITIES_KEY].numpy()
 
 
 def eval_accuracy(serve, texts: List[str], labels: List[str], label_names: Sequence[str]) -> float:

@@ -21,10 +21,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 
-from benchmarks.common import (eval_accuracy, probabilities_call,
-                               read_labelled_tsv, serving_signature)
-from benchmarks.serving_latency import BATCH_SIZES, latencies, newest_version
+from benchmarks.common import eval_accuracy, read_labelled_tsv
+from benchmarks.serving_latency import newest_version
 from models import export
+from models.latency import BATCH_SIZES, latencies, probabilities_call, serving_signature
 from pipeline.config import PipelineConfig
 
 

@@ -5,7 +5,8 @@ on raw text, size, and the cost of the teacher's pass over the training split.
 
 Reads the newest local run's outputs (`make run`): the cleaned raw examples and the Transform
 graph. For each seed it trains a teacher with the Trainer's run_fn on Transform's examples (or
-takes --teacher-dir for every seed, whose pass over the data is then computed once and reused),
+takes --teacher-dir for every seed, whose passes over the data and its augmented copies, made
+with the first seed, are then computed once and reused),
 then a student with the distillation stage's code (models/distillation.py), with the pipeline's
 settings (pipeline/config.py and
 TEXT_CLASSIFIER_OVERRIDES, e.g. '{"distillation": {"temperature": 1.0}}'). Models are written
@@ -21,10 +22,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.common import (eval_accuracy, latest_artifact_dir,
-                               probabilities_call, read_labelled_tsv, serving_signature)
-from benchmarks.serving_latency import latencies
+from benchmarks.common import eval_accuracy, latest_artifact_dir, read_labelled_tsv
 from models import distillation, export, trainer
+from models.latency import latencies, probabilities_call, serving_signature
 from models.settings import as_custom_config, student_custom_config
 from pipeline.config import PipelineConfig
 
@@ -75,9 +75,11 @@ def main() -> None:
         setup = trainer.prepare(fn_args)
         if fixed_passes is None:
           fixed_teacher = tf.saved_model.load(teacher_dir)
-          fixed_passes = [distillation.teacher_pass(fixed_teacher, files,
-                                                    distillation.TEACHER_BATCH_SIZE)
-                          for files in (fn_args.train_files, fn_args.eval_files)]
+          train, evaluation = (distillation.teacher_pass(fixed_teacher, files,
+                                                         distillation.TEACHER_BATCH_SIZE)
+                               for files in (fn_args.train_files, fn_args.eval_files))
+          fixed_passes = (train, distillation.augmented_pass(setup, fixed_teacher, train),
+                          evaluation)
         distillation.train_student(setup, fixed_teacher, *fixed_passes)
       student_seconds = time.perf_counter() - started
       with open(os.path.join(student_work, 'logs', distillation.TEACHER_PASS_FILE)) as f:
@@ -91,7 +93,9 @@ def main() -> None:
         (b1, _), (b32, _) = latencies(probabilities_call(serve), texts, args.requests)
         row[name] = {'accuracy': accuracy, 'b1_p50': b1, 'b32_p50': b32}
         note = (f"teacher pass {teacher_pass['seconds']:.0f} s over {teacher_pass['examples']} "
-                'examples (in the first train s when reused)' if name == 'student' else '')
+                f"examples and {teacher_pass['augmented_seconds']:.0f} s over "
+                f"{teacher_pass['augmented_examples']} augmented copies (in the first train s "
+                'when reused)' if name == 'student' else '')
         print(f'{seed:>4} {name:<8} {accuracy:>8.4f} {b1:>7.2f} {b32:>7.2f} '
               f'{export.megabytes_on_disk(model_dir):>6.1f} {seconds:>7.0f}  {note}', flush=True)
       results.append(row)

@@ -14,7 +14,7 @@ No server, network or serialization is in the loop.
 import argparse
 import os
 import time
-from typing import Callable, List, Tuple
+from typing import List
 
 import numpy as np
 import tensorflow as tf
@@ -23,10 +23,8 @@ import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported mo
 from benchmarks.common import read_labelled_tsv
 from components import atomic_pusher
 from models import features
+from models.latency import BATCH_SIZES, request_batches, seconds_per_call
 from pipeline.config import PipelineConfig
-
-BATCH_SIZES = (1, 32)
-WARMUP_CALLS = 5  # untimed calls first: the first ones build kernels and tables
 
 
 def newest_version(config: PipelineConfig) -> str:
@@ -43,33 +41,6 @@ def serialized_examples(texts: List[str], labels: List[str]) -> List[bytes]:
       features.LABEL_KEY: tf.train.Feature(
           bytes_list=tf.train.BytesList(value=[label.encode()])),
   })).SerializeToString() for t, label in zip(texts, labels, strict=True)]
-
-
-def request_batches(items: list, batch_size: int, count: int) -> List[tf.Tensor]:
-  """`count` batches of consecutive items, wrapping around."""
-  return [tf.constant([items[(i * batch_size + j) % len(items)] for j in range(batch_size)])
-          for i in range(count)]
-
-
-def seconds_per_call(call: Callable[[tf.Tensor], dict], batches: List[tf.Tensor]) -> np.ndarray:
-  for batch in batches[:WARMUP_CALLS]:
-    call(batch)
-  seconds = []
-  for batch in batches:
-    started = time.perf_counter()
-    call(batch)
-    seconds.append(time.perf_counter() - started)
-  return np.array(seconds)
-
-
-def latencies(call: Callable[[tf.Tensor], np.ndarray], texts: List[str],
-              requests: int) -> List[Tuple[float, float]]:
-  """(p50, p95) milliseconds per request of `requests` texts, for each of BATCH_SIZES."""
-  result = []
-  for batch_size in BATCH_SIZES:
-    seconds = seconds_per_call(call, request_batches(texts, batch_size, requests))
-    result.append(tuple(np.percentile(seconds, [50, 95]) * 1000))
-  return result
 
 
 def main() -> None:

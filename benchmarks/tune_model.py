@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow_text  # noqa: F401  (registers the TF Text ops the exported model uses)
 from tfx import v1 as tfx
 
-from benchmarks.common import (eval_accuracy, latest_artifact_dir, read_labelled_tsv,
-                               serving_signature)
+from benchmarks.common import eval_accuracy, latest_artifact_dir, read_labelled_tsv
 from models import trainer
+from models.latency import serving_signature
 from models.settings import ModelSettings, TrainingSettings, as_custom_config
 from pipeline.config import PipelineConfig
 

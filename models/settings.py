@@ -213,7 +213,7 @@ class DistillationSettings:
   # tokenization); default: its lowest two layers. Fields left at None in student_training take
   # the student architecture's defaults.
   student: ModelSettings = ModelSettings(backbone_layers=2)
-  student_training: TrainingSettings = TrainingSettings(learning_rate=2e-4, max_steps=3000,
+  student_training: TrainingSettings = TrainingSettings(learning_rate=2e-4, max_steps=6000,
                                                         early_stopping_patience=2)
   # Start from the teacher's weights wherever the student has one of the same name and shape
   # (the lowest layers' student: the teacher's fine-tuned embeddings, layers and head).
@@ -223,6 +223,13 @@ class DistillationSettings:
   # ... and the loss is label_weight × cross-entropy with the true labels + (1 - label_weight) ×
   # temperature² × cross-entropy with the softened teacher probabilities.
   label_weight: float = 0.5
+  # More text to learn the teacher from (models/augmentation.py): this many copies of each
+  # training text of at least augment_min_words words, each word replaced with
+  # augment_replace_probability by a neighbour in the teacher's embedding space; the teacher
+  # labels them. 0: the training split alone.
+  augment_copies: int = 2
+  augment_replace_probability: float = 0.4
+  augment_min_words: int = 5
   # What the Pusher pushes: student | teacher | both (the student under <model_name>_student).
   push: str = 'both'
 
@@ -232,6 +239,9 @@ class DistillationSettings:
                        f'{DISTILLATION_PUSH}.')
     if not 0.0 <= self.label_weight <= 1.0 or self.temperature <= 0:
       raise ValueError('distillation.label_weight must be in [0, 1] and temperature above 0.')
+    if self.augment_copies < 0 or not 0.0 <= self.augment_replace_probability <= 1.0:
+      raise ValueError('distillation.augment_copies must be 0 or more and '
+                       'augment_replace_probability in [0, 1].')
 
 
 def student_custom_config(teacher: ModelSettings, distillation: DistillationSettings) -> dict:
@@ -246,9 +256,9 @@ def student_custom_config(teacher: ModelSettings, distillation: DistillationSett
     student = dataclasses.replace(student, backbone=teacher.backbone)
   return {'model': as_custom_config(student),
           'training': as_custom_config(distillation.student_training),
-          'distillation': {'temperature': distillation.temperature,
-                           'label_weight': distillation.label_weight,
-                           'init_from_teacher': distillation.init_from_teacher}}
+          'distillation': {field: getattr(distillation, field) for field in (
+              'temperature', 'label_weight', 'init_from_teacher', 'augment_copies',
+              'augment_replace_probability', 'augment_min_words')}}
 
 
 # Training fields that only act on the optimiser, so a Tuner trial can set them on the same data.

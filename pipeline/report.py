@@ -30,7 +30,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from components.data_gate import describe_anomalies_at
 from models import features
 from pipeline.run_summary import (ACCURACY_METRIC, CONFUSION_PLOT, ModelSummary, RunSummary,
-                                  confusion_counts, format_metrics_table, push_status)
+                                  cleaned_examples, confusion_counts, format_metrics_table,
+                                  push_status)
 
 matplotlib.use('Agg')  # files, no display
 
@@ -85,13 +86,9 @@ def _cleaned_examples(examples_uri: str) -> Dict[str, Tuple[List[str], List[int]
   """Split -> (labels, words per text) of the cleaned examples."""
   splits = {}
   for folder in sorted(glob.glob(os.path.join(examples_uri, 'Split-*'))):
-    labels, lengths = [], []
-    files = sorted(glob.glob(os.path.join(folder, '*')))
-    for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
-      feature = tf.train.Example.FromString(record.numpy()).features.feature
-      labels.append(feature[features.LABEL_KEY].bytes_list.value[0].decode('utf-8'))
-      lengths.append(len(feature[features.TEXT_KEY].bytes_list.value[0].split()))
-    splits[os.path.basename(folder)[len('Split-'):]] = (labels, lengths)
+    split = os.path.basename(folder)[len('Split-'):]
+    pairs = list(cleaned_examples(examples_uri, split))
+    splits[split] = ([label for _, label in pairs], [len(text.split()) for text, _ in pairs])
   return splits
 
 
@@ -328,7 +325,9 @@ def _model_section(title: str, model: ModelSummary, names: List[str]) -> str:
   parts.append(_slices(model))
   parts.append('<h3>Training</h3>' + _training_curves(model.model_run_dir))
   if model.megabytes:
-    parts.append(f'<p>Exported model: {model.megabytes:.0f} MB.</p>')
+    parts.append(f'<p>Exported model: {model.megabytes:.0f} MB'
+                 + (f'; {model.latency_ms:.2f} ms per text at batch 1 (median, timed after the '
+                    'run on this machine)' if model.latency_ms is not None else '') + '.</p>')
   return ''.join(parts)
 
 

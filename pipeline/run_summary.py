@@ -8,24 +8,27 @@ other runs in the same store, earlier, later or concurrent, do not leak into it.
 import collections
 import dataclasses
 import glob
+import itertools
 import json
 import math
 import os
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.writers import eval_config_writer
 from google.protobuf import text_format
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.utils import path_utils
 
 from components import atomic_pusher
 from components.class_checked_evaluator import model_classes
 from components.cleaning.component import CleaningReport, RejectedRows
 from components.cleaning.transforms import REJECTED_FILE, REPORT_FILE, warnings
-from models import export
+from models import export, features, latency
 from models.distillation import TEACHER_PASS_FILE
 from pipeline import pipeline
 from pipeline.config import PipelineConfig
@@ -36,6 +39,8 @@ PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
 ACCURACY_METRIC = 'sparse_categorical_accuracy'
 CONFUSION_PLOT = 'multiClassConfusionMatrixAtThresholds'
+# Eval texts sent one per request to time each model of the run.
+LATENCY_REQUESTS = 100
 
 
 @dataclasses.dataclass
@@ -49,6 +54,9 @@ class ModelSummary:
   already_live: Optional[str]  # the version that already held this run's model: not pushed again
   model_run_dir: Optional[str]
   megabytes: Optional[float]  # the exported model on disk
+  # Median ms of one raw eval text through `serving_default`, timed in the summary's process
+  # (all the run's models one after the other, on the same machine and texts).
+  latency_ms: Optional[float]
   push_destination: Optional[str]  # None: this model is not pushed by the pipeline
   overall_plots: dict  # TFMA's plots of the whole eval split (confusion matrix, calibration)
 
@@ -252,8 +260,24 @@ def _read_cleaning_report(report, rejected) -> Optional[dict]:
             'rejected_path': os.path.join(rejected.uri, REJECTED_FILE) if rejected else None}
 
 
+def cleaned_examples(examples_uri: str, split: str) -> Iterator[Tuple[str, str]]:
+  """(text, label) of each cleaned example of `split`, in file order."""
+  files = sorted(glob.glob(os.path.join(examples_uri, f'Split-{split}', '*')))
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    yield (feature[features.TEXT_KEY].bytes_list.value[0].decode('utf-8'),
+           feature[features.LABEL_KEY].bytes_list.value[0].decode('utf-8'))
+
+
+def _latency_ms(model, texts: List[str]) -> Optional[float]:
+  model_dir = path_utils.serving_model_path(model.uri) if model is not None else ''
+  if not texts or not os.path.isdir(model_dir):
+    return None
+  return latency.batch1_p50_ms(model_dir, texts, LATENCY_REQUESTS)
+
+
 def _model_summary(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_id: str,
-                   push_destination: Optional[str]) -> ModelSummary:
+                   push_destination: Optional[str], latency_texts: List[str]) -> ModelSummary:
   types = tfx.types.standard_artifacts
   evaluation = outputs.get((evaluator_id, types.ModelEvaluation.TYPE_NAME))
   metrics, overall_plots = load_evaluation(evaluation.uri) if evaluation is not None else ({}, {})
@@ -272,6 +296,7 @@ def _model_summary(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_
       already_live=_string_property(pushed, atomic_pusher.ALREADY_LIVE_KEY),
       model_run_dir=_uri(model_run),
       megabytes=export.megabytes_on_disk(model.uri) if model is not None else None,
+      latency_ms=_latency_ms(model, latency_texts),
       push_destination=push_destination,
       overall_plots=overall_plots)
 
@@ -297,22 +322,25 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
   label_names = list(config.ingestion.label_names) or (
       model_classes(model.uri) if model is not None else None) or []
   teacher_destination, student_destination = pipeline.push_destinations(config)
+  examples_uri = _uri(outputs.get(('TextCleaningExampleGen', types.Examples.TYPE_NAME)))
+  latency_texts = ([text for text, _ in itertools.islice(
+      cleaned_examples(examples_uri, 'eval'), LATENCY_REQUESTS)] if examples_uri else [])
   student = None
   if any(node == pipeline.STUDENT_TRAINER_ID for node, _ in outputs):
     student = _model_summary(outputs, pipeline.STUDENT_TRAINER_ID, pipeline.STUDENT_EVALUATOR_ID,
-                             pipeline.STUDENT_PUSHER_ID, student_destination)
+                             pipeline.STUDENT_PUSHER_ID, student_destination, latency_texts)
   return RunSummary(
       run_id=context.name,
       cleaning=_read_cleaning_report(
           outputs.get(('TextCleaningExampleGen', CleaningReport.TYPE_NAME)),
           outputs.get(('TextCleaningExampleGen', RejectedRows.TYPE_NAME))),
       model=_model_summary(outputs, pipeline.TRAINER_ID, pipeline.EVALUATOR_ID,
-                           pipeline.PUSHER_ID, teacher_destination),
+                           pipeline.PUSHER_ID, teacher_destination, latency_texts),
       student=student,
       teacher_pass=_read_teacher_pass(student) if student else None,
       label_names=label_names,
       class_names=list(config.ingestion.display_names) or label_names,
-      examples_uri=_uri(outputs.get(('TextCleaningExampleGen', types.Examples.TYPE_NAME))),
+      examples_uri=examples_uri,
       statistics_uri=_uri(outputs.get(('StatisticsGen', types.ExampleStatistics.TYPE_NAME))),
       anomalies_uri=_uri(outputs.get(('ExampleValidator', types.ExampleAnomalies.TYPE_NAME))))
 
@@ -377,6 +405,9 @@ def _format_model(model: ModelSummary, heading: str, class_names: List[str]) -> 
   because = '; '.join(model.not_blessed_because)
   lines.append(f'{heading}Blessed: {model.blessed}' + (f', because {because}' if because else ''))
   lines.append(f'{heading}Pushed to: {push_status(model)}')
+  if model.latency_ms is not None:
+    lines.append(f'{heading}Serving: {model.latency_ms:.2f} ms per text at batch 1 (p50 in this '
+                 f'process, {model.megabytes or 0:.0f} MB)')
   if model.model_run_dir:
     lines.append(f'{heading}TensorBoard: tensorboard --logdir {model.model_run_dir}')
   return lines
@@ -385,6 +416,10 @@ def _format_model(model: ModelSummary, heading: str, class_names: List[str]) -> 
 def _accuracy(model: ModelSummary, slice_name: str = 'overall') -> str:
   value = model.metrics.get(slice_name, {}).get(ACCURACY_METRIC)
   return '-' if value is None else f'{value:.4f}'
+
+
+def _milliseconds(model: ModelSummary) -> str:
+  return '-' if model.latency_ms is None else f'{model.latency_ms:.2f}'
 
 
 def format_summary(summary: RunSummary, seconds: float) -> str:
@@ -407,9 +442,14 @@ def format_summary(summary: RunSummary, seconds: float) -> str:
   lines += [f'  {name:<26} {_accuracy(teacher, name):>8} {_accuracy(student, name):>8}'
             for name in slices]
   lines.append(f"  {'size (MB)':<26} {teacher.megabytes or 0:>8.1f} {student.megabytes or 0:>8.1f}")
+  lines.append(f"  {'latency p50, 1 text (ms)':<26} {_milliseconds(teacher):>8} "
+               f'{_milliseconds(student):>8}')
   if summary.teacher_pass:
     p = summary.teacher_pass
     lines.append(f"Teacher's probabilities over {p['examples']} training examples: computed "
-                 f"once, in {p['seconds']:.0f} s.")
+                 f"once, in {p['seconds']:.0f} s"
+                 + (f"; over {p['augmented_examples']} augmented copies, in "
+                    f"{p['augmented_seconds']:.0f} s" if p.get('augmented_examples') else '')
+                 + '.')
   return '\n'.join(lines + _format_model(teacher, 'Teacher ', summary.class_names)
                    + _format_model(student, 'Student ', summary.class_names))

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tfx.dsl.compiler import compiler
 
-from models import classifier, data, distillation, features, trainer
+from models import augmentation, classifier, data, distillation, features, trainer
 from models.settings import (DistillationSettings, ModelSettings, TrainingSettings,
                              as_custom_config)
 from pipeline.config import PipelineConfig
@@ -64,6 +64,19 @@ def test_the_loss_mixes_the_labels_and_the_teacher_as_configured():
   np.testing.assert_allclose(half, (-np.log(0.2) + float(soft_only)) / 2, rtol=1e-5)
 
 
+def test_a_text_without_a_label_learns_from_the_teacher_alone():
+  student = np.array([[0.8, 0.2], [0.8, 0.2]], np.float32)
+  targets = distillation.pack_targets(np.array([-1, 1]), np.array([[0.6, 0.4], [0.6, 0.4]]))
+  loss = distillation.DistillationLoss(temperature=1.0, label_weight=0.5)
+  soft = -(0.6 * np.log(0.8) + 0.4 * np.log(0.2))
+  np.testing.assert_allclose(loss.call(targets, student),
+                             [soft, (-np.log(0.2) + soft) / 2], rtol=1e-5)
+  accuracy = distillation.LabelledAccuracy()
+  accuracy.update_state(distillation.pack_targets(np.array([-1, 0, 1]), np.ones((3, 2)) / 2),
+                        np.array([[0.9, 0.1]] * 3, np.float32))
+  assert float(accuracy.result()) == 0.5  # the two labelled texts: one right, one wrong
+
+
 def test_the_teacher_pass_keeps_each_example_with_its_probabilities(tiny_model_dir, tmp_path):
   texts = word_combinations(300, seed=1)  # lengths vary, so the pass reorders them internally
   write_raw_examples(tmp_path, 'train', texts, ['neg'] * len(texts))
@@ -88,7 +101,8 @@ def test_a_student_learns_the_teachers_predictions(tiny_model_dir, tiny_transfor
                               steps_per_evaluation=0, early_stopping_patience=15, seed=7)
   custom_config = {'model': as_custom_config(student), 'training': as_custom_config(training),
                    'distillation': {'temperature': 1.0, 'label_weight': 0.0,
-                                    'init_from_teacher': False}}
+                                    'init_from_teacher': False, 'augment_copies': 1,
+                                    'augment_replace_probability': 0.5, 'augment_min_words': 3}}
   distillation.run_fn(trainer.local_fn_args(
       os.path.dirname(transform_output.transform_savedmodel_dir), str(tmp_path / 'examples'),
       str(tmp_path / 'student'), custom_config, base_model=tiny_model_dir))
@@ -99,7 +113,40 @@ def test_a_student_learns_the_teachers_predictions(tiny_model_dir, tiny_transfor
   agreement = float(np.mean(teacher == learned))
   assert agreement >= 0.9 and agreement > majority + 0.1, (agreement, majority)
   with open(tmp_path / 'student' / 'logs' / distillation.TEACHER_PASS_FILE) as f:
-    assert json.load(f)['examples'] == len(train_texts)  # one pass, over the training split
+    record = json.load(f)
+  assert record['examples'] == len(train_texts)  # one pass, over the training split
+  # ... and one over a copy of each text of 3 words or more.
+  assert record['augmented_examples'] == sum(len(text.split()) >= 3 for text in train_texts)
+
+
+def test_augmented_copies_replace_words_by_their_embedding_neighbours():
+  vocabulary = ['[PAD]', 'good', 'great', 'film', 'movie', '##s', '!']
+  embeddings = np.array([[0, 0], [1, 0.1], [1, 0.2], [0.1, 1], [0.2, 1], [1, 1], [-1, -1]],
+                        np.float32)
+  neighbours = augmentation.word_neighbours(embeddings, vocabulary, ['Good', 'film', 'unknown'])
+  assert set(neighbours) == {'good', 'film'}  # whole-word tokens only, looked up lower-cased
+  assert neighbours['good'][0] == 'great' and neighbours['film'][0] == 'movie'
+  assert not {'##s', '!', '[PAD]'} & {word for words in neighbours.values() for word in words}
+  texts = ['a Good film today', 'good film']
+  kept = augmentation.augment(texts, neighbours, copies=3, replace_probability=0.0,
+                              min_words=3, seed=0)
+  assert kept == ['a Good film today'] * 3  # the two-word text is too short to copy
+  changed = augmentation.augment(texts, neighbours, copies=2, replace_probability=1.0,
+                                 min_words=3, seed=0)
+  for text in changed:
+    first, second, third, fourth = text.split()
+    assert (first, fourth) == ('a', 'today')  # words without neighbours stay
+    assert second in neighbours['good'] and third in neighbours['film']
+
+
+def test_the_teacher_pass_over_texts_scores_them_as_served(tiny_model_dir, tiny_transform):
+  _, transform_output = tiny_transform
+  texts = word_combinations(100, seed=4)
+  result = distillation.teacher_pass_over_texts(tf.saved_model.load(tiny_model_dir),
+                                                transform_output, texts, batch_size=16)
+  np.testing.assert_allclose(result.probabilities, served_probabilities(tiny_model_dir, texts),
+                             atol=1e-5)
+  assert (result.label_ids == -1).all() and result.token_ids.shape[0] == len(texts)
 
 
 def node_ids(config: PipelineConfig) -> list:

@@ -95,8 +95,10 @@ def test_summary_reports_metrics_and_tensorboard(runs):
   assert 0.0 <= overall['sparse_categorical_accuracy'] <= 1.0
   assert any(name.startswith('length_bucket:') for name in summary.model.metrics)
   assert os.path.isdir(summary.model.model_run_dir)
+  assert summary.model.latency_ms > 0  # timed on eval texts through serving_default
   text = run_summary.format_summary(summary, 60.0)
   assert f'tensorboard --logdir {summary.model.model_run_dir}' in text
+  assert f'Serving: {summary.model.latency_ms:.2f} ms per text at batch 1' in text
 
 
 def test_the_run_report_renders_in_chromium_with_its_charts(runs):
@@ -110,7 +112,7 @@ def test_the_run_report_renders_in_chromium_with_its_charts(runs):
   assert len(page['image_widths']) == 5 and all(page['image_widths']), page['image_widths']
   for text in ('Data', 'read 3,200', 'kept: train', 'TFDV statistics', 'TFDV anomalies',
                'negative', 'positive', 'Against the last blessed model', 'Training',
-               'tensorboard --logdir'):
+               'tensorboard --logdir', 'ms per text at batch 1'):
     assert text in page['text'], text
   assert 'classId' not in page['text']
 
@@ -208,6 +210,7 @@ def test_distillation_pushes_teacher_and_student_that_serve_raw_text(distilled_r
   kept = summary.cleaning['kept']['train']
   assert summary.student is not None and summary.teacher_pass['examples'] == kept
   assert summary.student.megabytes < summary.model.megabytes
+  assert summary.student.latency_ms > 0 and summary.model.latency_ms > 0
   assert os.path.dirname(summary.model.already_live) == config.push_destination
   for model in (summary.model, summary.student):
     assert model.blessed is True
@@ -219,6 +222,10 @@ def test_distillation_pushes_teacher_and_student_that_serve_raw_text(distilled_r
   assert os.path.dirname(summary.student.pushed_to) == config.student_push_destination
   text = run_summary.format_summary(summary, 60.0)
   assert f"Teacher's probabilities over {kept} training examples: computed once" in text
+  augmented = summary.teacher_pass['augmented_examples']
+  assert 0 < augmented <= 2 * kept and f'over {augmented} augmented copies' in text
+  assert (f'latency p50, 1 text (ms)   {summary.model.latency_ms:>8.2f} '
+          f'{summary.student.latency_ms:>8.2f}') in text
   assert 'Student Pushed to: ' + summary.student.pushed_to in text
 
 

@@ -5,6 +5,10 @@ one's own data means writing that file, not code. pipeline/datasets/sst2.yaml is
     data_root: ../data/reviews   # relative to this file (absolute and gs:// paths too)
     train: train-*.csv           # glob under data_root
     eval: dev.csv                # or `eval_percent: 10`: carved out of the training files
+    # Data that arrives over time: TFX's {SPAN} in the patterns (train: 'span-{SPAN}/*.csv',
+    # eval: 'span-{SPAN}/dev.csv', or a fixed eval file); each run reads the newest span.
+    window: 3                    # train on the newest 3 spans (default 1)
+    drift: {label_linf: 0.1, on_drift: warn}  # thresholds between spans (models/settings.py)
     format: csv                  # csv | tsv | jsonl; default: each file's extension
     columns: [label, title, body]  # only for CSV/TSV files without a header row
     text_columns: [title, body]  # joined with a space
@@ -28,8 +32,8 @@ import yaml
 INGESTION_KEYS = {'data_root': 'data_root', 'train': 'train_pattern', 'eval': 'eval_pattern',
                   'eval_percent': 'eval_percent', 'format': 'input_format',
                   'columns': 'column_names', 'text_columns': 'text_columns',
-                  'label_column': 'label_column'}
-KEYS = ('name', *INGESTION_KEYS, 'labels', 'schema', 'settings')
+                  'label_column': 'label_column', 'window': 'window'}
+KEYS = ('name', *INGESTION_KEYS, 'labels', 'schema', 'drift', 'settings')
 # A TF Serving model name and a folder name; Vertex AI's pipeline names take the '-' form.
 NAME_PATTERN = re.compile(r'[a-z0-9][a-z0-9_-]{0,62}')
 
@@ -116,9 +120,17 @@ def load(path: str) -> dict:
     if key in description and not isinstance(description[key], str):
       raise DatasetFileError(f'{path}: {key} must be a string, not {description[key]!r}.')
   ingestion.update(_labels(path, description.get('labels')))
+  if 'window' in description and (isinstance(description['window'], bool)
+                                  or not isinstance(description['window'], int)):
+    raise DatasetFileError(f"{path}: window must be a whole number of spans, not "
+                           f"{description['window']!r}.")
   settings = description.get('settings') or {}
   if not isinstance(settings, dict):
     raise DatasetFileError(f'{path}: settings must be a mapping like {{training: {{epochs: 3}}}}.')
+  if 'drift' in description:
+    if not isinstance(description['drift'], dict):
+      raise DatasetFileError(f'{path}: drift must be a mapping like {{label_linf: 0.1}}.')
+    settings = merge({'drift': description['drift']}, settings)
   return merge({'pipeline_name': name, 'model_name': name,
                 'schema_file': _relative_to(str(description['schema']), folder)
                                if description.get('schema') else '',

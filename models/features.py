@@ -1,8 +1,21 @@
 """Names shared by the ingestion, Transform, Trainer, export and evaluation code."""
 
+import re
+
 # Raw features: what ingestion writes into every tf.Example.
 TEXT_KEY = 'text'
 LABEL_KEY = 'label'
+
+# Raw features a span run's ingestion adds for measuring drift between spans (not model inputs).
+WORD_COUNT_KEY = 'word_count'
+WORDS_KEY = 'words'
+_WORD = re.compile(r'\w+')
+
+
+def words_of(text: str) -> list:
+  """The lower-cased words of `text`, in order: what the vocabulary drift is measured on."""
+  return _WORD.findall(text.lower())
+
 
 # Transformed features: what the Transform graph produces.
 TOKEN_IDS_KEY = 'token_ids'

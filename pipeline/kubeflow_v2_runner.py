@@ -3,7 +3,7 @@
 the Trainer on Vertex AI Training, into a pipeline definition that pipeline/schedule.py submits.
 
     python -m pipeline.kubeflow_v2_runner --output pipeline.json [--dataset FILE] \
-        [--accelerator gpu|tpu|none]
+        [--accelerator gpu|tpu|none] [--workers N]
 
 A `.json` output is a PipelineJob (Vertex AI); a `.yaml` one a PipelineSpec (Kubeflow Pipelines,
 and Vertex AI too). Where and on what it runs: `CloudSettings` in pipeline/config.py, overridden by
@@ -24,7 +24,6 @@ from pipeline.config import CloudSettings, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 ACCELERATORS = ('gpu', 'tpu', 'none')
-EXAMPLE_GEN = 'TextCleaningExampleGen'
 VERTEX = tfx.extensions.google_cloud_ai_platform
 
 
@@ -87,13 +86,10 @@ def compile_pipeline(pipeline: tfx.dsl.Pipeline, image: str) -> dict:
   """The pipeline as a PipelineJob dict, every step running in `image`."""
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image))
-  definition = runner.run(pipeline, write_out=False)
-  # Locally, ExampleGen's driver fingerprints the input files, so changed files are read again.
-  # The compiled definition has no such driver for this ExampleGen: Vertex AI would serve it from
-  # cache by its unchanged parameters, and scheduled runs would never see new data.
-  definition['pipelineSpec']['root']['dag']['tasks'][EXAMPLE_GEN]['cachingOptions'] = {
-      'enableCache': False}
-  return definition
+  # The ingestion step runs TFX's file-based ExampleGen driver first (a pre-cache check): it
+  # resolves the newest span and fingerprints its files, so a scheduled run reads a new span or
+  # changed files, and is served from cache when nothing changed.
+  return runner.run(pipeline, write_out=False)
 
 
 def write_definition(definition: dict, path: str) -> None:
@@ -115,8 +111,15 @@ def main(argv=None) -> None:
                            'be set')
   parser.add_argument('--accelerator', choices=ACCELERATORS, default='gpu',
                       help='Vertex AI Training worker pool for the Trainer (default: %(default)s)')
+  parser.add_argument('--workers', type=int, default=None, metavar='N',
+                      help='GPU machines for the Trainer: a chief and N-1 workers, trained with '
+                           'MultiWorkerMirroredStrategy (default: CloudSettings.gpu_workers)')
   args = parser.parse_args(argv)
   cloud = CloudSettings.from_env()
+  if args.workers is not None:
+    if args.accelerator != 'gpu':
+      parser.error('--workers takes GPU machines: use it with --accelerator gpu')
+    cloud = dataclasses.replace(cloud, gpu_workers=args.workers)
   pipeline = build(PipelineConfig.from_env(args.dataset), cloud, args.accelerator)
   write_definition(compile_pipeline(pipeline, cloud.image), args.output)
   print(f'Wrote {args.output}; pipeline root {pipeline.pipeline_info.pipeline_root}')

@@ -10,10 +10,12 @@ from typing import List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.components import DistributionValidator
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
 
-from components import atomic_pusher, class_checked_evaluator
+from components import atomic_pusher, class_checked_evaluator, drift_gate
+from components.cleaning import spans
 from components.cleaning.component import TextCleaningExampleGen
 from components.described_schema import DescribedSchemaGen
 from components.data_gate import DataGate
@@ -132,26 +134,53 @@ def create_pipeline(config: PipelineConfig,
   # Display names are for people: renaming one must not re-run the ingestion and all after it.
   example_gen = TextCleaningExampleGen(
       dataclasses.replace(config.ingestion, label_display_names=()))
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+  # A span run also writes its older spans' rows (spans.older_span_splits): validated when they
+  # were the newest, so only the previous one, the drift baseline, needs statistics again.
+  # Without spans, every node is built as before (so earlier runs' caches still hold).
+  has_spans, window = config.ingestion.has_spans, config.ingestion.window
+  older_splits = spans.older_span_splits(window) if has_spans else []
+  training_splits = spans.training_splits(window) if has_spans else ['train']
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs['examples'],
+      **({'exclude_splits': older_splits[1:]} if has_spans else {}))
   if config.schema_file:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
   else:
     schema_gen = DescribedSchemaGen(
-        label_names_json=json.dumps(list(config.ingestion.label_names)))
+        label_names_json=json.dumps(list(config.ingestion.label_names)),
+        **({'with_profile': 1} if has_spans else {}))
   example_validator = tfx.components.ExampleValidator(
-      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'],
+      **({'exclude_splits': older_splits} if has_spans else {}))
   data_gate = DataGate(anomalies=example_validator.outputs['anomalies'])
+  validation: List[BaseNode] = [example_validator, data_gate]
+  gates: List[BaseNode] = [data_gate]  # what must pass before Transform
+  if has_spans:
+    distribution_validator = DistributionValidator(
+        statistics=statistics_gen.outputs['statistics'],
+        baseline_statistics=statistics_gen.outputs['statistics'],
+        config=drift_gate.distribution_validator_config(config.drift),
+        include_split_pairs=[drift_gate.SPLIT_PAIR])
+    span_drift_gate = drift_gate.DriftGate(
+        anomalies=distribution_validator.outputs['anomalies'],
+        examples=example_gen.outputs['examples'], on_drift=config.drift.on_drift)
+    validation += [distribution_validator, span_drift_gate]
+    gates.append(span_drift_gate)
 
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
+      **({'splits_config': tfx.proto.SplitsConfig(analyze=training_splits,
+                                                  transform=[*training_splits, 'eval'])}
+         if has_spans else {}),
       custom_config={'preprocessing': as_custom_config(config.preprocessing),
                      # Only what decides the tokenization, so other model changes reuse the cache.
                      'model': {'architecture': config.model.architecture,
                                'backbone': config.model.backbone},
                      'label_names': list(config.ingestion.label_names)})
-  transform.add_upstream_node(data_gate)  # no training on data that failed validation
+  for gate in gates:  # no training on data that failed validation or drifted
+    transform.add_upstream_node(gate)
 
   # The last blessed model: the Evaluator's baseline, and the Trainer's starting point when
   # warm-starting.
@@ -161,10 +190,11 @@ def create_pipeline(config: PipelineConfig,
                   'training': as_custom_config(config.training),
                   CLASS_DISPLAY_NAMES_KEY: list(config.ingestion.display_names)}
   # What the Tuner's trials and the Trainer both train on.
+  train_args = tfx.proto.TrainArgs(splits=training_splits) if has_spans else tfx.proto.TrainArgs()
   training_inputs = dict(examples=transform.outputs['transformed_examples'],
                          transform_graph=transform.outputs['transform_graph'],
                          schema=schema_gen.outputs['schema'],
-                         train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs())
+                         train_args=train_args, eval_args=tfx.proto.EvalArgs())
   tuner = None
   if config.tuning.enabled:
     tuner = tfx.components.Tuner(
@@ -197,7 +227,7 @@ def create_pipeline(config: PipelineConfig,
         transform_graph=transform.outputs['transform_graph'],
         schema=schema_gen.outputs['schema'],
         base_model=trainer.outputs['model'],
-        train_args=tfx.proto.TrainArgs(), eval_args=tfx.proto.EvalArgs(),
+        train_args=train_args, eval_args=tfx.proto.EvalArgs(),
         custom_config={**student_custom_config(config.model, config.distillation),
                        CLASS_DISPLAY_NAMES_KEY: list(config.ingestion.display_names),
                        **(trainer_custom_config or {})}).with_id(STUDENT_TRAINER_ID)
@@ -211,7 +241,7 @@ def create_pipeline(config: PipelineConfig,
                         STUDENT_PUSHER_ID)] if student_destination else [])]
 
   components: List[BaseNode] = [
-      example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform,
+      example_gen, statistics_gen, schema_gen, *validation, transform,
       *([tuner] if tuner else []), *nodes]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,

@@ -31,7 +31,7 @@ from components.data_gate import describe_anomalies_at
 from models import features
 from pipeline.run_summary import (ACCURACY_METRIC, CONFUSION_PLOT, ModelSummary, RunSummary,
                                   cleaned_examples, confusion_counts, format_metrics_table,
-                                  push_status)
+                                  push_status, span_range)
 
 matplotlib.use('Agg')  # files, no display
 
@@ -167,6 +167,23 @@ def _anomalies(anomalies_uri: Optional[str]) -> str:
           + ''.join(f'<li>{html.escape(problem)}</li>' for problem in problems) + '</ul>')
 
 
+def _spans(summary: RunSummary) -> str:
+  """The spans read, and each drift measure against its threshold; '' without spans."""
+  if not summary.spans:
+    return ''
+  plan = summary.spans
+  parts = ['<h3>Spans and drift</h3>',
+           f"<p>Newest span {plan['newest']} (its eval split judges the models); trained on "
+           f"{html.escape(span_range(plan['window']))}.</p>"]
+  if summary.drift:
+    parts.append(f"<p>{html.escape(summary.drift['verdict'])}.</p>")
+    parts.append(_table(('feature', 'measure', 'value', 'threshold', 'flagged'), [
+        (m['feature'], m['measure'], '-' if m['value'] is None else m['value'],
+         '-' if m['threshold'] is None else m['threshold'], 'yes' if m['flagged'] else 'no')
+        for m in summary.drift['measurements']]))
+  return ''.join(parts)
+
+
 def _data_section(summary: RunSummary, display_names: Dict[str, str]) -> str:
   parts = ['<h2>Data</h2>']
   cleaning = summary.cleaning
@@ -177,6 +194,7 @@ def _data_section(summary: RunSummary, display_names: Dict[str, str]) -> str:
     rows += [(f'modified: {step}', count) for step, count in cleaning['modified'].items()]
     parts.append(_table(('rows', 'count'), rows))
     parts.append(f"<p>Cleaning report: <code>{html.escape(cleaning['report_path'])}</code></p>")
+  parts.append(_spans(summary))
   if summary.examples_uri:
     parts.append(_distributions(summary.examples_uri, display_names))
   if cleaning:

@@ -26,6 +26,7 @@ from tfx.utils import path_utils
 
 from components import atomic_pusher
 from components.class_checked_evaluator import model_classes
+from components.drift_gate import DriftReport, describe, read_drift_report
 from components.cleaning.component import CleaningReport, RejectedRows
 from components.cleaning.transforms import REJECTED_FILE, REPORT_FILE, warnings
 from models import export, features, latency
@@ -73,6 +74,8 @@ class RunSummary:
   examples_uri: Optional[str]  # the cleaned examples (Split-train/, Split-eval/)
   statistics_uri: Optional[str]  # TFDV statistics, per split
   anomalies_uri: Optional[str]  # ExampleValidator's anomalies, per split
+  spans: Optional[dict]  # a span run's SpanPlan: newest, window, baseline
+  drift: Optional[dict]  # a span run's drift report (components/drift_gate.py)
 
 
 def _store(config: PipelineConfig) -> Optional[metadata_store.MetadataStore]:
@@ -323,6 +326,10 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
       model_classes(model.uri) if model is not None else None) or []
   teacher_destination, student_destination = pipeline.push_destinations(config)
   examples_uri = _uri(outputs.get(('TextCleaningExampleGen', types.Examples.TYPE_NAME)))
+  cleaning = _read_cleaning_report(
+      outputs.get(('TextCleaningExampleGen', CleaningReport.TYPE_NAME)),
+      outputs.get(('TextCleaningExampleGen', RejectedRows.TYPE_NAME)))
+  drift = outputs.get(('DriftGate', DriftReport.TYPE_NAME))
   latency_texts = ([text for text, _ in itertools.islice(
       cleaned_examples(examples_uri, 'eval'), LATENCY_REQUESTS)] if examples_uri else [])
   student = None
@@ -331,9 +338,7 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
                              pipeline.STUDENT_PUSHER_ID, student_destination, latency_texts)
   return RunSummary(
       run_id=context.name,
-      cleaning=_read_cleaning_report(
-          outputs.get(('TextCleaningExampleGen', CleaningReport.TYPE_NAME)),
-          outputs.get(('TextCleaningExampleGen', RejectedRows.TYPE_NAME))),
+      cleaning=cleaning,
       model=_model_summary(outputs, pipeline.TRAINER_ID, pipeline.EVALUATOR_ID,
                            pipeline.PUSHER_ID, teacher_destination, latency_texts),
       student=student,
@@ -342,7 +347,9 @@ def summarize_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optio
       class_names=list(config.ingestion.display_names) or label_names,
       examples_uri=examples_uri,
       statistics_uri=_uri(outputs.get(('StatisticsGen', types.ExampleStatistics.TYPE_NAME))),
-      anomalies_uri=_uri(outputs.get(('ExampleValidator', types.ExampleAnomalies.TYPE_NAME))))
+      anomalies_uri=_uri(outputs.get(('ExampleValidator', types.ExampleAnomalies.TYPE_NAME))),
+      spans=(cleaning or {}).get('spans'),
+      drift=read_drift_report(drift.uri) if drift is not None else None)
 
 
 PER_CLASS_METRIC = re.compile(r'(?P<name>\w+)\[classId:(?P<class_id>\d+)\]')
@@ -360,10 +367,12 @@ def format_metrics_table(metrics: Dict[str, Dict[str, float]], class_names: List
   if ACCURACY_METRIC not in overall:
     return ['Eval: no metrics']
   count = overall.get('example_count')
-  change = overall.get(f'{ACCURACY_METRIC}_diff')
-  lines = [f'Eval: accuracy {overall[ACCURACY_METRIC]:.4f}'
-           + (f' on {count:.0f} examples' if count else '')
-           + (f' ({change:+.4f} against the last blessed model)' if change is not None else '')]
+  accuracy, change = overall[ACCURACY_METRIC], overall.get(f'{ACCURACY_METRIC}_diff')
+  # Both models are scored by TFMA on the same eval split: the live one's is the candidate's
+  # minus the difference TFMA computed.
+  lines = [f'Eval: accuracy {accuracy:.4f}' + (f' on {count:.0f} examples' if count else '')
+           + (f'; the last blessed model {accuracy - change:.4f} on the same examples '
+              f'({change:+.4f})' if change is not None else '')]
   per_class: Dict[int, Dict[str, float]] = {}
   for name, value in overall.items():
     match = PER_CLASS_METRIC.fullmatch(name)
@@ -384,6 +393,25 @@ def format_metrics_table(metrics: Dict[str, Dict[str, float]], class_names: List
     count = sliced[weakest].get('example_count')
     lines.append(f'Weakest slice: {weakest}, accuracy {sliced[weakest][ACCURACY_METRIC]:.4f}'
                  + (f' (n={count:.0f})' if count else ''))
+  return lines
+
+
+def span_range(spans: List[int]) -> str:
+  return f'{spans[0]}' if len(spans) == 1 else f'{spans[0]}-{spans[-1]}'
+
+
+def format_spans(summary: RunSummary) -> List[str]:
+  """Which spans the run read and how the newest compared with the one before: '' without spans."""
+  if not summary.spans:
+    return []
+  plan = summary.spans
+  lines = [f"Spans: newest {plan['newest']} (evaluated on its eval split), trained on "
+           f"{span_range(plan['window'])}."]
+  if summary.drift:
+    drift = summary.drift
+    marked = ' (on_drift: warn, trained anyway)' if drift.get('drifted') else ''
+    lines.append(f"Drift: {drift['verdict']}{marked}.")
+    lines += [f'  {describe(m)}' for m in drift['measurements']]
   return lines
 
 
@@ -433,6 +461,7 @@ def format_summary(summary: RunSummary, seconds: float) -> str:
     lines.append(f"  cleaning report {c['report_path']}"
                  + (f", rejected rows {c['rejected_path']}" if c['rejected_path'] else ''))
     lines += [f'Warning: {warning}.' for warning in warnings(c)]
+  lines += format_spans(summary)
   if summary.student is None:
     return '\n'.join(lines + _format_model(summary.model, '', summary.class_names))
   teacher, student = summary.model, summary.student

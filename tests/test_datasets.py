@@ -243,7 +243,8 @@ def test_the_summary_names_classes_and_the_weakest_slice():
       'length_bucket:long': {'sparse_categorical_accuracy': 0.62, 'example_count': 100.0},
   }
   text = '\n'.join(run_summary.format_metrics_table(metrics, ['World', 'Sports', 'Sci/Tech']))
-  assert 'accuracy 0.8100 on 300 examples (+0.0200 against the last blessed model)' in text
+  assert ('accuracy 0.8100 on 300 examples; the last blessed model 0.7900 on the same examples '
+          '(+0.0200)') in text
   assert 'classId' not in text and '_diff' not in text
   for name in ('World', 'Sports', 'Sci/Tech'):
     assert name in text

@@ -145,10 +145,50 @@ def test_data_or_a_schema_the_cloud_cannot_read_is_refused():
                                     'none')
 
 
-def test_ingestion_is_never_served_from_cache(compiled):
+def test_ingestion_resolves_spans_and_fingerprints_files_before_its_cache_is_checked(compiled):
   _, _, definition = compiled
-  assert tasks(definition)['TextCleaningExampleGen']['cachingOptions'] == {'enableCache': False}
-  assert tasks(definition)['Transform']['cachingOptions'] == {'enableCache': True}
+  # TFX's file-based ExampleGen driver runs first on every scheduled run: it resolves the newest
+  # span and fingerprints the files, so new data is read and unchanged data is served from cache.
+  driver = executor(definition, 'TextCleaningExampleGen')['container']['lifecycle']['preCacheCheck']
+  assert driver['command'][-1] == 'tfx.orchestration.kubeflow.v2.file_based_example_gen.driver'
+  assert tasks(definition)['TextCleaningExampleGen']['cachingOptions'] == {'enableCache': True}
+
+
+def test_a_span_dataset_compiles_with_its_window_drift_check_and_several_training_machines(
+    tmp_path):
+  dataset = tmp_path / 'reviews.yaml'
+  dataset.write_text("name: reviews\ndata_root: gs://reviews/raw\n"
+                     "train: 'span-{SPAN}/train-*.tsv'\neval: 'span-{SPAN}/eval.tsv'\n"
+                     "window: 3\ntext_columns: [text]\nlabel_column: label\n"
+                     "drift: {label_linf: 0.2, on_drift: warn}\n")
+  path = str(tmp_path / 'pipeline.json')
+  with pytest.MonkeyPatch.context() as env:
+    env.setenv('TEXT_CLASSIFIER_CLOUD_OVERRIDES', json.dumps(dataclasses.asdict(CLOUD)))
+    kubeflow_v2_runner.main(['--output', path, '--dataset', str(dataset), '--workers', '3'])
+  with open(path, encoding='utf-8') as f:
+    definition = json.load(f)
+  input_config = json.loads(parameter(definition, 'TextCleaningExampleGen', 'input_config'))
+  assert [split['pattern'] for split in input_config['splits']] == [
+      'span-{SPAN}/train-*.tsv', 'span-{SPAN}/eval.tsv']
+  assert 'preCacheCheck' in executor(definition, 'TextCleaningExampleGen')['container']['lifecycle']
+  assert {'DistributionValidator', 'DriftGate'} <= set(tasks(definition))
+  assert parameter(definition, 'DriftGate', 'on_drift') == 'warn'
+  trainer = json.loads(parameter(definition, 'Trainer', 'train_args'))
+  assert trainer['splits'] == ['train', 'train_minus_1', 'train_minus_2']
+  custom_config = json.loads(parameter(definition, 'Trainer', 'custom_config'))
+  assert custom_config['training']['distribution_strategy'] == 'multi_worker'
+  chief, workers = custom_config[VERTEX.TRAINING_ARGS_KEY]['job_spec']['worker_pool_specs']
+  assert (chief['replica_count'], workers['replica_count']) == (1, 2)
+  assert chief['machine_spec'] == workers['machine_spec']
+  assert workers['machine_spec']['accelerator_count'] > 0
+
+
+def test_several_training_machines_are_gpu_machines(tmp_path):
+  with pytest.raises(SystemExit):
+    kubeflow_v2_runner.main(['--output', str(tmp_path / 'p.json'), '--accelerator', 'tpu',
+                             '--workers', '2'])
+  with pytest.raises(ValueError, match='gpu_workers must be 1 or more'):
+    CloudSettings(gpu_workers=0)
 
 
 def test_a_dataset_file_names_the_cloud_pipeline_and_keeps_its_cloud_data(tmp_path):

@@ -1,9 +1,10 @@
 """TextCleaningExampleGen: a Beam TFX component that turns raw text files into clean, split
 tf.Examples, a cleaning report and the rejected rows.
 
-It reuses ExampleGen's file-based driver, so the input files' fingerprint (and span/version, when
-the patterns use {SPAN}) is part of the execution's properties: a re-run over unchanged files is
-served from cache, a changed file is read again.
+It is a FileBasedExampleGen to TFX: its file-based driver runs before it, locally and on Vertex AI
+/ Kubeflow (where the compiled step runs TFX's driver container), so the input files' fingerprint
+(and, when the patterns use {SPAN}, the newest span) is part of the execution's properties: a
+re-run over unchanged files is served from cache, a changed file or a new span is read again.
 """
 
 import json
@@ -13,20 +14,24 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 from absl import logging
 from tfx import types
+from tfx.components import FileBasedExampleGen
 from tfx.components.example_gen import driver as example_gen_driver
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
-from tfx.utils import proto_utils
+from tfx.utils import io_utils, proto_utils
 
-from components.cleaning import readers, transforms
-from models.settings import IngestionSettings, as_custom_config, from_custom_config
+from components.cleaning import readers, spans, transforms
+from models.settings import SPAN_SPEC, IngestionSettings, as_custom_config, from_custom_config
 
 EXAMPLES_KEY = 'examples'
 REPORT_KEY = 'cleaning_report'
 REJECTED_KEY = 'rejected_rows'
+# Examples property of a span run: its SpanPlan (newest span, window, baseline) as JSON.
+SPANS_KEY = 'spans'
 
 
 class CleaningReport(types.Artifact):
@@ -61,6 +66,13 @@ HASH_SPLIT_INPUT = 'all'
 
 
 def input_config_for(settings: IngestionSettings) -> example_gen_pb2.Input:
+  """The splits TFX's driver resolves and fingerprints. With spans, TFX wants {SPAN} in every
+  split: a fixed eval file is read from the settings instead (and fingerprinted by SpanDriver)."""
+  if settings.has_spans:
+    return example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name='train', pattern=settings.train_pattern),
+        *([example_gen_pb2.Input.Split(name='eval', pattern=settings.eval_pattern)]
+          if SPAN_SPEC.search(settings.eval_pattern) else [])])
   if settings.eval_pattern:
     return example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name='train', pattern=settings.train_pattern),
@@ -101,10 +113,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     settings = from_custom_config(IngestionSettings, json.loads(exec_properties['settings']))
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(exec_properties['input_config'], input_config)
-    input_files = {
-        '' if split.name == HASH_SPLIT_INPUT else split.name: readers.match_files(
-            [os.path.join(exec_properties['input_base'], split.pattern)])
-        for split in input_config.splits}
+    span_plan, output_splits = None, transforms.SPLITS
+    if settings.has_spans:
+      span_plan = spans.plan(settings, int(exec_properties[example_gen_utils.SPAN_PROPERTY_NAME]))
+      input_files = spans.input_files(settings, span_plan, hash_split_input='')
+      output_splits = (*transforms.SPLITS, *spans.older_span_splits(settings.window))
+      logging.info('Spans: newest %d, training window %s, compared with %s.', span_plan.newest,
+                   span_plan.window, span_plan.baseline)
+    else:
+      input_files = {
+          '' if split.name == HASH_SPLIT_INPUT else split.name: readers.match_files(
+              [os.path.join(exec_properties['input_base'], split.pattern)])
+          for split in input_config.splits}
     for paths in input_files.values():
       readers.check_headers(paths, settings)
 
@@ -115,7 +135,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     with self._make_beam_pipeline() as pipeline:
       transforms.run(pipeline, input_files, settings, examples.uri, report_path,
-                     os.path.join(rejected.uri, transforms.REJECTED_FILE))
+                     os.path.join(rejected.uri, transforms.REJECTED_FILE), output_splits,
+                     span_plan.as_dict() if span_plan else None)
 
     summary = transforms.read_report(report_path)
     try:
@@ -124,7 +145,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       kept = keep_evidence(report_path, os.path.join(rejected.uri, transforms.REJECTED_FILE),
                            evidence_dir_for(report.uri))
       raise transforms.IngestionError(f'{error}\n{kept}') from None
-    examples.split_names = artifact_utils.encode_split_names(list(transforms.SPLITS))
+    examples.split_names = artifact_utils.encode_split_names(list(output_splits))
+    if span_plan:
+      examples.set_string_custom_property(SPANS_KEY, json.dumps(span_plan.as_dict()))
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, 'tfrecords_gzip')
     for key in ('read', 'kept_total', 'rejected_total'):
@@ -132,14 +155,38 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     logging.info('%s', transforms.format_report(summary))
 
 
-class TextCleaningExampleGen(base_beam_component.BaseBeamComponent):
-  """Raw text files (CSV/TSV/JSONL, optionally gzipped) -> cleaned, split tf.Examples."""
+class SpanDriver(example_gen_driver.FileBasedDriver):
+  """TFX's file-based driver, with one clear line for a span layout it would misread (a span
+  folder without files, a {SPAN} that is not a number), and a fingerprint that also covers what
+  a span run reads beside the newest span: the window's older spans and a fixed eval file."""
+
+  def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
+    settings = from_custom_config(IngestionSettings, json.loads(exec_properties['settings']))
+    if settings.has_spans:
+      spans.spans_on_disk(settings.data_root, settings.train_pattern)
+    exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info,
+                                                      component_info)
+    if settings.has_spans:
+      span_plan = spans.plan(settings, exec_properties[example_gen_utils.SPAN_PROPERTY_NAME])
+      older = spans.input_files(settings, span_plan, hash_split_input='')
+      extra = [io_utils.generate_fingerprint(split, path) for split, paths in sorted(older.items())
+               if split not in ('', 'train') for path in paths]
+      exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME] = '\n'.join(
+          [exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME], *extra])
+    return exec_properties
+
+
+class TextCleaningExampleGen(FileBasedExampleGen):
+  """Raw text files (CSV/TSV/JSONL, optionally gzipped) -> cleaned, split tf.Examples.
+
+  A FileBasedExampleGen by type only, for the Kubeflow V2 compiler, which gives that type TFX's
+  span-resolving driver; its spec, executor and constructor are this module's."""
   SPEC_CLASS = TextCleaningExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
-  DRIVER_CLASS = example_gen_driver.FileBasedDriver
+  DRIVER_CLASS = SpanDriver
 
   def __init__(self, settings: IngestionSettings, range_config: Optional[str] = None):
-    super().__init__(spec=TextCleaningExampleGenSpec(
+    base_beam_component.BaseBeamComponent.__init__(self, spec=TextCleaningExampleGenSpec(
         input_base=settings.data_root,
         input_config=input_config_for(settings),
         range_config=range_config,

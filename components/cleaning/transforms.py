@@ -27,6 +27,8 @@ from components.cleaning import readers, rules
 from models import features
 from models.settings import IngestionSettings
 
+# The splits every run writes and needs rows in; a span run writes its older spans' too
+# (spans.older_span_splits).
 SPLITS = ('train', 'eval')
 REPORT_FILE = 'cleaning_report.json'
 REJECTED_FILE = 'rejected.jsonl'
@@ -47,31 +49,39 @@ def hash_split(text: str, eval_percent: int) -> str:
   return 'eval' if bucket < eval_percent else 'train'
 
 
-def _to_example(candidate: rules.Candidate) -> bytes:
-  def bytes_feature(value: str) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode('utf-8')]))
-  return tf.train.Example(features=tf.train.Features(feature={
-      features.TEXT_KEY: bytes_feature(candidate.text),
-      features.LABEL_KEY: bytes_feature(candidate.label),
-  })).SerializeToString()
+def to_example(candidate: rules.Candidate, with_profile: bool = False) -> bytes:
+  """The cleaned row as a tf.Example; `with_profile` adds what drift between spans is measured on:
+  the number of words and the lower-cased words themselves."""
+  def bytes_feature(values: Sequence[str]) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode('utf-8')
+                                                                 for v in values]))
+  feature = {features.TEXT_KEY: bytes_feature([candidate.text]),
+             features.LABEL_KEY: bytes_feature([candidate.label])}
+  if with_profile:
+    words = features.words_of(candidate.text)
+    feature[features.WORDS_KEY] = bytes_feature(words)
+    feature[features.WORD_COUNT_KEY] = tf.train.Feature(
+        int64_list=tf.train.Int64List(value=[len(words)]))
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
                  modified: Dict[str, int], examples: Dict[str, List[dict]],
                  corrupt_files: Sequence[dict] = (), reject_corrupt_files: bool = False,
                  input_splits: Sequence[str] = (),
-                 rejected_per_input_split: Optional[Dict[Tuple[str, str], int]] = None) -> dict:
+                 rejected_per_input_split: Optional[Dict[Tuple[str, str], int]] = None,
+                 output_splits: Sequence[str] = SPLITS, spans: Optional[dict] = None) -> dict:
   """The cleaning report; raises IngestionError when rows are unaccounted for.
 
   corrupt_files (source, split, detail) go under 'rejected_files' if reject_corrupt_files, else
   under 'corrupt_files', which `check_usable` fails on. input_splits: the splits files were given
   for ('train', 'eval', or '' for the pool a hash split divides); rejected_per_input_split: the
-  rejected rows by the input split they were read for.
+  rejected rows by the input split they were read for. spans: a span run's SpanPlan, as a dict.
   """
   corrupt_files = sorted(corrupt_files, key=lambda f: f['source'])
   report = {
       'read': read,
-      'kept': {split: kept.get(split, 0) for split in SPLITS},
+      'kept': {split: kept.get(split, 0) for split in output_splits},
       'kept_total': sum(kept.values()),
       'rejected': {reason: rejected[reason] for reason in rules.REJECTION_REASONS
                    if reason in rejected},
@@ -87,6 +97,7 @@ def build_report(read: int, kept: Dict[str, int], rejected: Dict[str, int],
           split: {reason: count for (row_split, reason), count in sorted(
               (rejected_per_input_split or {}).items()) if row_split == split}
           for split in sorted(input_splits)},
+      **({'spans': spans} if spans else {}),
   }
   if report['read'] != report['kept_total'] + report['rejected_total']:
     raise IngestionError(
@@ -231,14 +242,16 @@ def _read_file(file: Tuple[str, str], settings: IngestionSettings):
 @beam.ptransform_fn
 def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid-name
                           report_path: str, rejected_path: str, input_splits: Sequence[str],
-                          reject_corrupt_files: bool = False):
+                          reject_corrupt_files: bool = False,
+                          output_splits: Sequence[str] = SPLITS, spans: Optional[dict] = None):
   """Writes examples per split, the rejected rows and the report (checking the invariant).
-  input_splits: as for `build_report`."""
+  input_splits, output_splits, spans: as for `build_report`; a span run's examples carry the
+  drift profile (`to_example`)."""
   kept, rejected = cleaned['kept'], cleaned['rejected']
-  for split in SPLITS:
+  for split in output_splits:
     _ = (kept
          | f'Select{split}' >> beam.Filter(lambda c, s=split: c.split == s)
-         | f'Serialize{split}' >> beam.Map(_to_example)
+         | f'Serialize{split}' >> beam.Map(to_example, with_profile=spans is not None)
          | f'Shuffle{split}' >> beam.Reshuffle()
          | f'Write{split}' >> beam.io.WriteToTFRecord(
              os.path.join(examples_dir, f'Split-{split}', 'data_tfrecord'),
@@ -274,20 +287,22 @@ def WriteIngestionOutputs(cleaned, examples_dir: str,  # pylint: disable=invalid
           corrupt_files=beam.pvalue.AsList(cleaned['corrupt_files']),
           reject_corrupt_files=reject_corrupt_files,
           input_splits=input_splits,
-          rejected_per_input_split=beam.pvalue.AsDict(rejected_per_input_split))
+          rejected_per_input_split=beam.pvalue.AsDict(rejected_per_input_split),
+          output_splits=output_splits, spans=spans)
       | 'ReportToJson' >> beam.Map(lambda report: json.dumps(report, indent=2, ensure_ascii=False))
       | 'WriteReport' >> beam.io.WriteToText(report_path, shard_name_template=''))
 
 
 def run(pipeline, input_files: Dict[str, List[str]], settings: IngestionSettings,
-        examples_dir: str, report_path: str, rejected_path: str) -> None:
+        examples_dir: str, report_path: str, rejected_path: str,
+        output_splits: Sequence[str] = SPLITS, spans: Optional[dict] = None) -> None:
   """Adds the whole ingestion to `pipeline` (the caller runs it, then reads the report and calls
-  check_usable)."""
+  check_usable). A span run names its splits (`output_splits`) and its spans."""
   _ = (pipeline
        | 'CleanAndSplit' >> CleanAndSplit(input_files, settings)  # pylint: disable=no-value-for-parameter
        | 'WriteOutputs' >> WriteIngestionOutputs(  # pylint: disable=no-value-for-parameter
            examples_dir, report_path, rejected_path, list(input_files),
-           settings.reject_corrupt_files))
+           settings.reject_corrupt_files, output_splits, spans))
 
 
 def read_report(report_path: str) -> dict:

@@ -1,0 +1,219 @@
+"""Spans: data that arrives over time. Which spans a run reads, each way a span layout can be
+wrong, drift between spans judged before training, and scheduled runs over new spans on a real
+LocalDagRunner with ml-metadata."""
+
+import dataclasses
+import os
+import time
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2
+
+from components import drift_gate
+from components.cleaning import spans
+from components.cleaning.readers import InputError
+from models import dataset_file
+from models.settings import DriftSettings, IngestionSettings
+from pipeline import local_runner, report, run_summary
+from tests.helpers import SST2_DIR, latest_executions, small_config
+
+HEADER = 'sentence\tlabel'
+
+
+def write_span(root, span: int, rows, eval_rows=(), folder='span-{}'):
+  """A span folder with train.tsv (and eval.tsv when eval_rows are given) of (text, label)."""
+  directory = os.path.join(str(root), folder.format(span))
+  os.makedirs(directory, exist_ok=True)
+  for name, content in (('train.tsv', rows), ('eval.tsv', eval_rows)):
+    if content:
+      with open(os.path.join(directory, name), 'w', encoding='utf-8') as f:
+        f.write('\n'.join([HEADER] + [f'{text}\t{label}' for text, label in content]) + '\n')
+
+
+def settings(root, **overrides) -> IngestionSettings:
+  return dataclasses.replace(IngestionSettings(), **{
+      'data_root': str(root), 'train_pattern': 'span-{SPAN}/train.tsv',
+      'eval_pattern': 'span-{SPAN}/eval.tsv', **overrides})
+
+
+ROWS = [('a fine film', '1'), ('a dull film', '0')]
+
+
+# --- which spans a run reads ----------------------------------------------------------------
+
+
+def test_the_newest_span_and_a_window_of_the_newest_spans(tmp_path):
+  for span in (1, 2, 3, 4):
+    write_span(tmp_path, span, ROWS, ROWS)
+  assert spans.plan(settings(tmp_path), 4) == spans.SpanPlan(newest=4, window=(4,), baseline=3)
+  assert spans.plan(settings(tmp_path, window=3), 4).window == (2, 3, 4)
+  # At the start of the data the window is what exists.
+  assert spans.plan(settings(tmp_path, window=3), 1) == spans.SpanPlan(1, (1,), None)
+  window = settings(tmp_path, window=3)
+  files = spans.input_files(window, spans.plan(window, 4), hash_split_input='')
+  relative = {split: [os.path.relpath(f, tmp_path) for f in files[split]] for split in files}
+  assert relative == {'train': ['span-4/train.tsv'], 'eval': ['span-4/eval.tsv'],
+                      'train_minus_1': ['span-3/train.tsv'], 'train_minus_2': ['span-2/train.tsv']}
+  assert spans.training_splits(3) == ['train', 'train_minus_1', 'train_minus_2']
+  # One span: the previous span is still read, for drift only.
+  assert spans.older_span_splits(1) == ['train_minus_1'] and spans.training_splits(1) == ['train']
+
+
+def test_a_fixed_eval_file_or_an_eval_split_carved_from_the_newest_span(tmp_path):
+  for span in (1, 2):
+    write_span(tmp_path, span, ROWS)
+  (tmp_path / 'golden.tsv').write_text(f'{HEADER}\na fine film\t1\n')
+  fixed = settings(tmp_path, eval_pattern='golden.tsv')
+  files = spans.input_files(fixed, spans.plan(fixed, 2), hash_split_input='')
+  assert [os.path.basename(f) for f in files['eval']] == ['golden.tsv']
+  carved = settings(tmp_path, eval_pattern='')
+  files = spans.input_files(carved, spans.plan(carved, 2), hash_split_input='')
+  assert sorted(files) == ['', 'train_minus_1']  # '' : the newest span, split by a hash
+
+
+def test_zero_padded_spans():
+  assert spans.pattern_for_span('day-{SPAN:3}/*.tsv', 7) == 'day-007/*.tsv'
+  assert spans.pattern_for_span('day-{SPAN}/*.tsv', 7) == 'day-7/*.tsv'
+
+
+# --- one clear line for each wrong layout ---------------------------------------------------
+
+
+def test_a_pattern_that_matches_no_span(tmp_path):
+  write_span(tmp_path, 1, ROWS, folder='batch-{}')
+  with pytest.raises(InputError, match=r"^No span matches '.*span-\{SPAN\}/train.tsv'\.$"):
+    spans.spans_on_disk(str(tmp_path), 'span-{SPAN}/train.tsv')
+
+
+def test_a_span_folder_with_no_files(tmp_path):
+  write_span(tmp_path, 1, ROWS)
+  os.makedirs(tmp_path / 'span-2')
+  with pytest.raises(InputError, match=r"^Span 2 has no file matching 'train.tsv' in its folder "
+                                       r".*span-2\.$"):
+    spans.spans_on_disk(str(tmp_path), 'span-{SPAN}/train.tsv')
+
+
+def test_a_span_that_is_not_a_number(tmp_path):
+  write_span(tmp_path, 1, ROWS)
+  write_span(tmp_path, 'two', ROWS)
+  with pytest.raises(InputError, match=r"matches 'two' in .*span-two/train.tsv, which is not a "
+                                       r'span number\.$'):
+    spans.spans_on_disk(str(tmp_path), 'span-{SPAN}/train.tsv')
+
+
+def test_a_gap_in_the_window_names_the_missing_spans(tmp_path):
+  for span in (1, 2, 5):
+    write_span(tmp_path, span, ROWS, ROWS)
+  with pytest.raises(InputError, match=r'^The window of 3 spans ending at span 5 has a gap: '
+                                       r'span\(s\) 3, 4 have no file matching .* \(spans on disk: '
+                                       r'1, 2, 5\)\.$'):
+    spans.plan(settings(tmp_path, window=3), 5)
+
+
+def test_span_settings_are_checked_when_the_configuration_is_built(tmp_path):
+  with pytest.raises(ValueError, match='window 2 needs spans'):
+    IngestionSettings(window=2)
+  with pytest.raises(ValueError, match='must be 1 or more spans'):
+    settings(tmp_path, window=0)
+  with pytest.raises(ValueError, match="drift.on_drift 'ignore'"):
+    DriftSettings(on_drift='ignore')
+  with pytest.raises(ValueError, match=r'drift.label_linf must be in \(0, 1\]'):
+    DriftSettings(label_linf=0.0)
+
+
+def test_a_dataset_file_names_spans_a_window_and_drift_thresholds(tmp_path):
+  path = tmp_path / 'reviews.yaml'
+  path.write_text("name: reviews\ndata_root: data\ntrain: 'span-{SPAN}/train-*.tsv'\n"
+                  "eval: golden.tsv\nwindow: 3\ndrift: {label_linf: 0.2, on_drift: warn}\n")
+  overrides = dataset_file.load(str(path))
+  assert overrides['ingestion']['window'] == 3
+  assert overrides['drift'] == {'label_linf': 0.2, 'on_drift': 'warn'}
+  path.write_text("name: reviews\ntrain: 'span-{SPAN}/train.tsv'\nwindow: '3'\n")
+  with pytest.raises(dataset_file.DatasetFileError, match='window must be a whole number'):
+    dataset_file.load(str(path))
+
+
+def test_the_drift_check_compares_labels_lengths_and_words_with_the_thresholds():
+  config = drift_gate.distribution_validator_config(
+      DriftSettings(label_linf=0.2, length_jsd=0.3, vocabulary_linf=0.4))
+  compared = {tuple(f.path.step): f.distribution_comparator
+              for f in config.default_slice_config.feature}
+  assert compared[('label',)].infinity_norm.threshold == pytest.approx(0.2)
+  assert compared[('word_count',)].jensen_shannon_divergence.threshold == pytest.approx(0.3)
+  assert compared[('words',)].infinity_norm.threshold == pytest.approx(0.4)
+
+
+# --- scheduled runs over arriving spans -----------------------------------------------------
+
+
+def sst2_rows(count: int, offset: int, positive_share=None):
+  """`count` (text, label) rows of SST-2's training file from `offset`; with positive_share, that
+  share of them positive (a planted label shift)."""
+  with open(os.path.join(SST2_DIR, 'train.tsv'), encoding='utf-8') as f:
+    rows = [tuple(line.rstrip('\n').split('\t')) for line in list(f)[1:]]
+  rows = [(text.strip(), label) for text, label in rows[offset:offset + 6 * count]]
+  if positive_share is None:
+    return rows[:count]
+  positives = [r for r in rows if r[1] == '1'][:round(count * positive_share)]
+  return positives + [r for r in rows if r[1] == '0'][:count - len(positives)]
+
+
+def run(config):
+  run_id = f'span-test-{time.time()}'
+  local_runner.runner(run_id).run(local_runner.build(config))
+  return run_summary.summarize_run(config, run_id)
+
+
+@pytest.mark.slow
+def test_scheduled_runs_learn_from_new_spans_and_stop_on_drift(tmp_path):
+  data = tmp_path / 'data'
+  eval_rows = sst2_rows(150, 60000)
+  write_span(data, 1, sst2_rows(1200, 0), eval_rows)
+  config = small_config(str(data), str(tmp_path))
+  config = dataclasses.replace(config, ingestion=dataclasses.replace(
+      config.ingestion, train_pattern='span-{SPAN}/train.tsv',
+      eval_pattern='span-{SPAN}/eval.tsv', window=2))
+
+  first = run(config)
+  assert first.spans == {'newest': 1, 'window': [1], 'baseline': None}
+  assert first.drift['verdict'] == 'span 1 is the first span: nothing to compare it with'
+  text = run_summary.format_summary(first, 60)
+  assert 'Spans: newest 1 (evaluated on its eval split), trained on 1.' in text
+  assert first.model.pushed_to
+
+  # The same newest span again: nothing new to learn, served from cache.
+  run(config)
+  executions = latest_executions(config)
+  for node_id in ('TextCleaningExampleGen', 'DistributionValidator', 'Transform', 'Trainer'):
+    assert executions[node_id].last_known_state == metadata_store_pb2.Execution.CACHED, node_id
+
+  # A new span (more of the same data): read, compared with span 1, trained on both.
+  write_span(data, 2, sst2_rows(1200, 8000), eval_rows)
+  second = run(config)
+  assert second.spans == {'newest': 2, 'window': [1, 2], 'baseline': 1}
+  assert not second.drift['drifted']
+  assert {m['feature'] for m in second.drift['measurements']} == {'label', 'word_count', 'words'}
+  assert all(m['value'] < m['threshold'] for m in second.drift['measurements'])
+  assert second.cleaning['kept']['train_minus_1'] == 1200
+  text = run_summary.format_summary(second, 60)
+  assert 'Spans: newest 2 (evaluated on its eval split), trained on 1-2.' in text
+  assert 'Drift: span 2 against span 1: no drift.' in text
+  assert 'the last blessed model' in text  # both models on span 2's eval split
+
+  # A span whose labels shifted: stopped before training, in one line, nothing pushed.
+  write_span(data, 3, sst2_rows(1200, 16000, positive_share=0.9), eval_rows)
+  pushed = sorted(os.listdir(os.path.join(config.serving_model_dir, config.model_name)))
+  with pytest.raises(RuntimeError, match=r'^Drift, span 3 against span 2: label: L-infinity '
+                                         r'distance of class shares 0\.\d{4} > threshold '
+                                         r'0\.1000\. Stopping before training'):
+    run(config)
+  assert sorted(os.listdir(os.path.join(config.serving_model_dir, config.model_name))) == pushed
+
+  # With on_drift: warn the same span trains, and the summary marks it.
+  warned = run(dataclasses.replace(config, drift=DriftSettings(on_drift='warn')))
+  assert warned.drift['drifted'] and warned.spans['window'] == [2, 3]
+  assert '(on_drift: warn, trained anyway)' in run_summary.format_summary(warned, 60)
+  label = next(m for m in warned.drift['measurements'] if m['feature'] == 'label')
+  assert label['flagged'] and label['value'] > 0.3  # 90% positive against about 56%
+  page = report.render(warned, config.pipeline_name)
+  assert 'Spans and drift' in page and 'L-infinity distance of class shares' in page

@@ -9,13 +9,16 @@ tries to load; and an unchanged re-run pushes the same model again as a new vers
     be renamed, file by file with saved_model.pb last (what TF Serving waits for), from the
     checked copy; a failed push removes its staging copy;
   * pushes nothing when the newest version already holds the same files, and says so in the
-    PushedModel artifact (`already_live`), which the run summary reports.
+    PushedModel artifact (`already_live`), which the run summary reports;
+  * records where a new version came from (serving/push_record.py: the run, the Model artifact,
+    the Evaluator's accuracy) and rewrites TF Serving's `models.config` at the serving root, the
+    base directory's parent, for every model there (serving/model_config.py).
 """
 
 import hashlib
 import os
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
@@ -25,9 +28,14 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from serving import model_config, push_record
+from serving.model_config import versions
+
 STAGING_PREFIX = '.staging-'
 ALREADY_LIVE_KEY = 'already_live'  # PushedModel property: the version that holds this model
 _SAVED_MODEL = 'saved_model.pb'
+# ModelBlessing property: the candidate's overall eval accuracy, where the Evaluator set it
+ACCURACY_KEY = 'accuracy'
 
 
 def relative_files(directory: str) -> List[str]:
@@ -48,14 +56,6 @@ def content_digest(directory: str) -> str:
       for chunk in iter(lambda f=f: f.read(1 << 20), b''):
         digest.update(chunk)
   return digest.hexdigest()
-
-
-def versions(base_directory: str) -> List[int]:
-  """The version numbers under a model's base directory, ascending (TF Serving loads the last)."""
-  if not fileio.exists(base_directory):
-    return []
-  return sorted(int(name.rstrip('/')) for name in fileio.listdir(base_directory)
-                if name.rstrip('/').isdigit())
 
 
 def check_copy(source: str, copy: str) -> None:
@@ -128,11 +128,23 @@ class Executor(pusher_executor.Executor):
     base_directory = destination.filesystem.base_directory
     model_path = self.GetModelPath(input_dict)
     serving_path, pushed = push(model_path, base_directory)
-    if not pushed:
+    if pushed:
+      io_utils.copy_dir(model_path, model_push.uri)  # the PushedModel artifact archives it too
+      self._MarkPushed(model_push, pushed_destination=serving_path,
+                       pushed_version=os.path.basename(serving_path))
+      push_record.record_push(base_directory, int(os.path.basename(serving_path)),
+                              run_id=self._context.pipeline_run_id if self._context else None,
+                              model=model_path, accuracy=self._accuracy(input_dict))
+      logging.info('Model pushed to %s.', serving_path)
+    else:
       self._MarkNotPushed(model_push)
       model_push.set_string_custom_property(ALREADY_LIVE_KEY, serving_path)
-      return
-    io_utils.copy_dir(model_path, model_push.uri)  # the PushedModel artifact archives it too
-    self._MarkPushed(model_push, pushed_destination=serving_path,
-                     pushed_version=os.path.basename(serving_path))
-    logging.info('Model pushed to %s.', serving_path)
+    model_config.write_config(os.path.dirname(base_directory))
+
+  @staticmethod
+  def _accuracy(input_dict: Dict[str, List[types.Artifact]]) -> Optional[float]:
+    blessing = artifact_utils.get_single_instance(
+        input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+    if not blessing.has_custom_property(ACCURACY_KEY):
+      return None
+    return blessing.get_float_custom_property(ACCURACY_KEY)

@@ -16,8 +16,7 @@ NEIGHBOURS = 8
 
 
 def token_embedding_matrix(teacher, vocabulary_size: int) -> np.ndarray:
-  """The teacher's token embeddings: its only [vocabulary, width] weight (exported models keep
-  some variables twice, under two names, with the same values)."""
+  """The teacher's token embeddings: its only [vocabulary, width] weight."""
   matrices = [variable for variable in teacher.variables
               if len(variable.shape) == 2 and variable.shape[0] == vocabulary_size]
   if not matrices:

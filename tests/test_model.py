@@ -2,6 +2,7 @@
 SavedModel whose graph holds only core TF and TF Text ops."""
 
 import dataclasses
+import os
 import pathlib
 import shutil
 
@@ -131,6 +132,35 @@ def test_the_room_checked_before_training_holds_the_export(tiny_model_dir, tiny_
                                       num_classes=2)
   exported = sum(f.stat().st_size for f in pathlib.Path(tiny_model_dir).rglob('*') if f.is_file())
   assert exported <= export.export_bytes_needed(model)
+
+
+def test_the_export_stores_each_weight_once_and_serves_the_model(tiny_transform, tmp_path):
+  _, output = tiny_transform
+  model = classifier.build_classifier(TINY_MODEL, len(data.vocabulary(output)), MAX_SEQ_LENGTH,
+                                      num_classes=2)
+  export_dir = str(tmp_path / 'export')
+  export.export_serving_model(model, output, data.label_names(output), export_dir)
+  reader = tf.train.load_checkpoint(os.path.join(export_dir, 'variables', 'variables'))
+  stored = [reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name != '_CHECKPOINTABLE_OBJECT_GRAPH']
+  transform_layer = output.transform_features_layer()
+  assert not transform_layer.variables  # a WordPiece tokenizer: tables, no variables
+  assert len(stored) == len(model.variables)
+  assert sum(value.nbytes for value in stored) == sum(
+      np.asarray(variable).nbytes for variable in model.variables)
+
+  # The endpoints compute what the model does, and the loaded export still offers the weights
+  # in the model's order (warm start and distillation read them).
+  loaded = tf.saved_model.load(export_dir)
+  served = loaded.signatures[features.SERVING_SIGNATURE](text=tf.constant(TEXTS))
+  token_ids = transform_layer({features.TEXT_KEY: tf.constant(TEXTS)})[features.TOKEN_IDS_KEY]
+  np.testing.assert_allclose(served[features.PROBABILITIES_KEY],
+                             model({features.TOKEN_IDS_KEY: token_ids}, training=False),
+                             atol=1e-6)
+  assert len(loaded.variables) == len(model.variables)
+  for restored, variable in zip(loaded.trainable_variables, model.trainable_variables,
+                                strict=True):
+    np.testing.assert_array_equal(restored.numpy(), variable.numpy())
 
 
 def test_too_little_room_for_the_export_stops_before_training(tmp_path):

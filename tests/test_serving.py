@@ -1,6 +1,7 @@
-"""Serving: TF Serving's configuration parsed by its own protos, the warm-up requests inside the
-exported model, and the client in-process, on the command line, against stand-in servers and
-against servers that do not answer.
+"""Serving: the TF Serving configuration files parsed by TF Serving's own protos, the hardened
+Kubernetes manifest and the docker command, the warm-up requests inside the exported model, and
+the client in-process, on the command line, against stand-in servers and against servers that do
+not answer.
 
 No TF Serving binary runs here: the REST and gRPC stand-ins below speak TF Serving's APIs over
 the real in-process model, so the client's requests, retries and response parsing run for real.
@@ -28,13 +29,11 @@ from google.protobuf import (descriptor_pb2, descriptor_pool, message_factory, t
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
-from tensorflow_serving.config import model_server_config_pb2
 
 from models import features
 from models import warmup
 from models.settings import REPO_ROOT
-from pipeline.config import PipelineConfig
-from serving import client
+from serving import client, model_config
 from tests.helpers import MAX_SEQ_LENGTH, TEXTS
 
 SERVING_DIR = os.path.join(REPO_ROOT, 'serving')
@@ -117,17 +116,6 @@ def in_process(tiny_model_dir):
 
 # TF Serving configuration.
 
-def test_model_config_serves_the_pushed_model_with_two_versions_for_rollback():
-  config = text_format.Parse(read_text('model_config.pbtxt'),
-                             model_server_config_pb2.ModelServerConfig())
-  [model] = config.model_config_list.config
-  assert model.name == PipelineConfig().model_name == client.DEFAULT_MODEL_NAME
-  assert model.base_path == '/models/sst2'
-  assert model.model_platform == 'tensorflow'
-  assert model.model_version_policy.WhichOneof('policy_choice') == 'latest'
-  assert model.model_version_policy.latest.num_versions == 2
-
-
 def test_batching_parameters_suit_a_two_core_cpu():
   parameters = text_format.Parse(read_text('batching_parameters.pbtxt'),
                                  batching_parameters_class()())
@@ -139,26 +127,51 @@ def test_batching_parameters_suit_a_two_core_cpu():
   assert parameters.max_enqueued_batches.value >= parameters.num_batch_threads.value
 
 
-def test_kubernetes_deployment_uses_the_configs_and_probes_the_rest_port():
+def test_kubernetes_deployment_reads_the_pushed_config_and_is_hardened():
   deployment, service = yaml.safe_load_all(read_text('kubernetes.yaml'))
   assert (deployment['kind'], service['kind']) == ('Deployment', 'Service')
   pod = deployment['spec']['template']['spec']
   [container] = pod['containers']
   assert container['image'].startswith('tensorflow/serving:')
   flags = dict(arg.lstrip('-').split('=', 1) for arg in container['args'])
-  mounts = {mount['name']: mount['mountPath'] for mount in container['volumeMounts']}
-  assert flags['model_config_file'] == os.path.join(mounts['config'], 'model_config.pbtxt')
-  assert flags['batching_parameters_file'] == os.path.join(mounts['config'],
+  mounts = {mount['name']: mount for mount in container['volumeMounts']}
+  # The config the Pusher writes at the serving root, which is the models volume.
+  assert flags['model_config_file'] == os.path.join(mounts['models']['mountPath'],
+                                                    model_config.CONFIG_NAME)
+  assert flags['model_config_file_poll_wait_seconds'] == '60'
+  assert flags['batching_parameters_file'] == os.path.join(mounts['config']['mountPath'],
                                                            'batching_parameters.pbtxt')
   assert flags['enable_batching'] == 'true'
-  assert mounts['models'] == '/models'  # the parent of model_config.pbtxt's base_path
   ports = {port['name']: port['containerPort'] for port in container['ports']}
   assert ports == {'grpc': int(flags['port']), 'rest': int(flags['rest_api_port'])}
   probe = container['readinessProbe']['httpGet']
-  assert (probe['path'], probe['port']) == ('/v1/models/sst2', 'rest')
-  assert set(container['resources']['requests']) == {'cpu', 'memory'}
+  assert (probe['path'], probe['port']) == (f'/v1/models/{client.DEFAULT_MODEL_NAME}', 'rest')
   assert service['spec']['selector'] == deployment['spec']['selector']['matchLabels']
   assert {port['targetPort'] for port in service['spec']['ports']} == set(ports)
+
+  # Not root, nothing to escalate to, nothing writable but /tmp, models read-only.
+  assert pod['securityContext']['runAsNonRoot'] is True
+  assert pod['securityContext']['runAsUser'] > 0
+  security = container['securityContext']
+  assert security['allowPrivilegeEscalation'] is False
+  assert security['readOnlyRootFilesystem'] is True
+  assert security['capabilities']['drop'] == ['ALL'] and 'add' not in security['capabilities']
+  assert mounts['models']['readOnly'] is True and mounts['config']['readOnly'] is True
+  volumes = {volume['name']: volume for volume in pod['volumes']}
+  assert volumes['models']['persistentVolumeClaim']['readOnly'] is True
+  writable = [mount['mountPath'] for mount in mounts.values() if not mount.get('readOnly')]
+  assert writable == ['/tmp'] and 'emptyDir' in volumes[mounts['tmp']['name']]
+  resources = container['resources']
+  assert set(resources['requests']) == set(resources['limits']) == {'cpu', 'memory'}
+
+
+def test_docker_command_reads_the_pushed_config():
+  readme = read_text('README.md')
+  [command] = re.findall(r'docker run .*?(?=\n```)', readme, re.S)
+  assert '--model_config_file="$PWD/serving_model/models.config"' in command
+  assert '--model_config_file_poll_wait_seconds=60' in command
+  # Mounted where the Pusher wrote it, so the config's base paths hold in the container.
+  assert 'source="$PWD/serving_model",target="$PWD/serving_model",readonly' in command
 
 
 # The exported model as TF Serving sees it.

@@ -16,9 +16,10 @@ tries to load; and an unchanged re-run pushes the same model again as a new vers
 """
 
 import hashlib
+import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from absl import logging
 from tfx import types
@@ -28,14 +29,14 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.class_checked_evaluator import ACCURACY_KEY
+from components.cleaning.component import SPANS_KEY
 from serving import model_config, push_record
 from serving.model_config import versions
 
 STAGING_PREFIX = '.staging-'
 ALREADY_LIVE_KEY = 'already_live'  # PushedModel property: the version that holds this model
 _SAVED_MODEL = 'saved_model.pb'
-# ModelBlessing property: the candidate's overall eval accuracy, where the Evaluator set it
-ACCURACY_KEY = 'accuracy'
 
 
 def relative_files(directory: str) -> List[str]:
@@ -132,9 +133,11 @@ class Executor(pusher_executor.Executor):
       io_utils.copy_dir(model_path, model_push.uri)  # the PushedModel artifact archives it too
       self._MarkPushed(model_push, pushed_destination=serving_path,
                        pushed_version=os.path.basename(serving_path))
+      blessing = artifact_utils.get_single_instance(
+          input_dict[standard_component_specs.MODEL_BLESSING_KEY])
       push_record.record_push(base_directory, int(os.path.basename(serving_path)),
                               run_id=self._context.pipeline_run_id if self._context else None,
-                              model=model_path, accuracy=self._accuracy(input_dict))
+                              model=model_path, **self._provenance(blessing))
       logging.info('Model pushed to %s.', serving_path)
     else:
       self._MarkNotPushed(model_push)
@@ -142,9 +145,11 @@ class Executor(pusher_executor.Executor):
     model_config.write_config(os.path.dirname(base_directory))
 
   @staticmethod
-  def _accuracy(input_dict: Dict[str, List[types.Artifact]]) -> Optional[float]:
-    blessing = artifact_utils.get_single_instance(
-        input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-    if not blessing.has_custom_property(ACCURACY_KEY):
-      return None
-    return blessing.get_float_custom_property(ACCURACY_KEY)
+  def _provenance(blessing: types.Artifact) -> Dict[str, Any]:
+    """What the Evaluator recorded on the blessing (class_checked_evaluator): the accuracy, and
+    a span run's spans."""
+    spans = (json.loads(blessing.get_string_custom_property(SPANS_KEY))
+             if blessing.has_custom_property(SPANS_KEY) else None)
+    return {'accuracy': (blessing.get_float_custom_property(ACCURACY_KEY)
+                         if blessing.has_custom_property(ACCURACY_KEY) else None),
+            'spans': spans['window'] if spans else None}

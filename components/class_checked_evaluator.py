@@ -4,17 +4,25 @@ TFMA compares a candidate with the last blessed model class by class; a baseline
 another task fails deep inside TFMA (`class_id "2" out of range of predictions`), or, when the
 class counts happen to match, is compared, and then replaced in serving, as if it did the same
 job. This executor checks the class names first and fails with one line that says what to do.
+
+After TFMA, it records on the ModelBlessing what the Pusher writes into each version's push record
+(serving/push_record.py): the candidate's overall accuracy and, for a span run, its spans.
 """
 
 import os
 from typing import List, Optional
 
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.cleaning.component import SPANS_KEY
 from models import features
+
+# ModelBlessing properties: the candidate's overall eval accuracy; a span run's SpanPlan (JSON).
+ACCURACY_KEY = 'accuracy'
 
 
 class ClassMismatchError(ValueError):
@@ -42,6 +50,19 @@ def check_same_classes(candidate_uri: str, baseline_uri: str) -> None:
         f'{baseline_uri}')
 
 
+def overall_accuracy(evaluation_uri: str) -> Optional[float]:
+  """The candidate's accuracy on the whole eval split, from TFMA's metrics (None if absent)."""
+  for metrics in tfma.load_metrics(evaluation_uri):
+    if metrics.slice_key.single_slice_keys:
+      continue
+    for entry in metrics.metric_keys_and_values:
+      key = entry.key
+      if (key.name == features.ACCURACY_METRIC and not key.is_diff
+          and not key.HasField('sub_key') and key.model_name in ('', tfma.CANDIDATE_KEY)):
+        return entry.value.double_value.value
+  return None
+
+
 class Executor(evaluator_executor.Executor):
 
   def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -50,3 +71,10 @@ class Executor(evaluator_executor.Executor):
       check_same_classes(artifact_utils.get_single_uri(input_dict['model']),
                          artifact_utils.get_single_uri(baseline))
     super().Do(input_dict, output_dict, exec_properties)
+    blessing = artifact_utils.get_single_instance(output_dict['blessing'])
+    accuracy = overall_accuracy(artifact_utils.get_single_uri(output_dict['evaluation']))
+    if accuracy is not None:
+      blessing.set_float_custom_property(ACCURACY_KEY, accuracy)
+    examples = artifact_utils.get_single_instance(input_dict['examples'])
+    if examples.has_custom_property(SPANS_KEY):
+      blessing.set_string_custom_property(SPANS_KEY, examples.get_string_custom_property(SPANS_KEY))

@@ -35,6 +35,9 @@ RESERVED_TOKENS = (PAD_TOKEN, UNKNOWN_TOKEN)
 EMBEDDING_LAYER = 'token_and_position_embedding'
 BACKBONE_LAYER = 'backbone'
 
+# TFMA's name for the metric the Evaluator gates on and the summaries lead with.
+ACCURACY_METRIC = 'sparse_categorical_accuracy'
+
 # Outputs of the exported model's signatures.
 PROBABILITIES_KEY = 'probabilities'
 PREDICTED_LABEL_KEY = 'label'

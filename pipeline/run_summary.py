@@ -38,7 +38,7 @@ from pipeline.config import PipelineConfig
 # and each node ('<pipeline>.<node id>').
 PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
-ACCURACY_METRIC = 'sparse_categorical_accuracy'
+ACCURACY_METRIC = features.ACCURACY_METRIC
 CONFUSION_PLOT = 'multiClassConfusionMatrixAtThresholds'
 # Eval texts sent one per request to time each model of the run.
 LATENCY_REQUESTS = 100

@@ -77,15 +77,18 @@ def listing(serving_dir: str) -> str:
     pinned = policy.WhichOneof('policy_choice') == 'specific'
     lines.append(f'{entry.name}: ' + (f'pinned to {policy.specific.versions[0]}' if pinned else
                                       f'newest {policy.latest.num_versions} loaded'))
-    lines.append(f'  {"version":<12} {"pushed (UTC)":<26} {"accuracy":>8}  {"TF Serving":<10} run')
+    lines.append(f'  {"version":<12} {"pushed (UTC)":<26} {"accuracy":>8}  {"TF Serving":<10} '
+                 f'{"spans":<8} run')
     loaded = served_versions(entry)
     pushes = push_record.read_pushes(entry.base_path)
     for version in reversed(model_config.versions(entry.base_path)):
       push = pushes.get(version)
       state = 'serves' if version == loaded[-1] else 'loaded' if version in loaded else '-'
       accuracy = f'{push.accuracy:.4f}' if push and push.accuracy is not None else '-'
+      spans = (f'{push.spans[0]}-{push.spans[-1]}' if len(push.spans) > 1 else str(push.spans[0])
+               ) if push and push.spans else '-'
       lines.append(f'  {version:<12} {push.pushed_at if push else "-":<26} {accuracy:>8}  '
-                   f'{state:<10} {(push.run_id if push else None) or "-"}')
+                   f'{state:<10} {spans:<8} {(push.run_id if push else None) or "-"}')
   return '\n'.join(lines)
 
 

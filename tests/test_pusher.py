@@ -17,21 +17,25 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils, proto_utils
 
 from components import atomic_pusher
+from components.class_checked_evaluator import ACCURACY_KEY
+from components.cleaning.component import SPANS_KEY
 from models import features
 from serving import model_config, push_record, versions
 
 
 def run_pusher(model_dir: str, base_directory: str, work_dir: str, blessed: bool = True,
-               run_id: str = 'run-1', accuracy: float = None):
-  """The executor's Do on `model_dir`, in pipeline run `run_id`, blessed with `accuracy`;
-  returns the PushedModel artifact."""
+               run_id: str = 'run-1', accuracy: float = None, spans: dict = None):
+  """The executor's Do on `model_dir`, in pipeline run `run_id`, blessed with `accuracy` (and a
+  span run's SpanPlan), as the Evaluator records them; returns the PushedModel artifact."""
   model = standard_artifacts.Model()
   model.uri = os.path.dirname(model_dir)  # the Trainer's layout: <uri>/Format-Serving
   blessing = standard_artifacts.ModelBlessing()
   blessing.uri = os.path.join(work_dir, 'blessing')
   blessing.set_int_custom_property('blessed', int(blessed))
   if accuracy is not None:
-    blessing.set_float_custom_property(atomic_pusher.ACCURACY_KEY, accuracy)
+    blessing.set_float_custom_property(ACCURACY_KEY, accuracy)
+  if spans is not None:
+    blessing.set_string_custom_property(SPANS_KEY, json.dumps(spans))
   pushed = standard_artifacts.PushedModel()
   pushed.uri = os.path.join(work_dir, f'pushed_{len(os.listdir(work_dir))}')
   destination = pusher_pb2.PushDestination(

@@ -14,7 +14,9 @@ from components.cleaning import spans
 from components.cleaning.readers import InputError
 from models import dataset_file
 from models.settings import DriftSettings, IngestionSettings
+from models.features import ACCURACY_METRIC
 from pipeline import local_runner, report, run_summary
+from serving import model_config, push_record, versions
 from tests.helpers import SST2_DIR, latest_executions, small_config
 
 HEADER = 'sentence\tlabel'
@@ -199,6 +201,12 @@ def test_scheduled_runs_learn_from_new_spans_and_stop_on_drift(tmp_path):
   assert 'Spans: newest 2 (evaluated on its eval split), trained on 1-2.' in text
   assert 'Drift: span 2 against span 1: no drift.' in text
   assert 'the last blessed model' in text  # both models on span 2's eval split
+  # The pushed version says what it was trained on and how it scored.
+  base_directory = os.path.join(config.serving_model_dir, config.model_name)
+  push = push_record.read_pushes(base_directory)[max(model_config.versions(base_directory))]
+  assert push.spans == [1, 2]
+  assert push.accuracy == pytest.approx(second.model.metrics['overall'][ACCURACY_METRIC])
+  assert ' 1-2 ' in versions.listing(config.serving_model_dir)
 
   # A span whose labels shifted: stopped before training, in one line, nothing pushed.
   write_span(data, 3, sst2_rows(1200, 16000, positive_share=0.9), eval_rows)

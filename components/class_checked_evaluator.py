@@ -5,12 +5,13 @@ another task fails deep inside TFMA (`class_id "2" out of range of predictions`)
 class counts happen to match, is compared, and then replaced in serving, as if it did the same
 job. This executor checks the class names first and fails with one line that says what to do.
 
-After TFMA, it records on the ModelBlessing what the Pusher writes into each version's push record
-(serving/push_record.py): the candidate's overall accuracy and, for a span run, its spans.
+After TFMA, it records on the ModelBlessing the candidate's and the last blessed model's overall
+accuracy and, for a span run, its spans: what the Pusher writes into each version's push record
+(serving/push_record.py) and the run history reads from ml-metadata.
 """
 
 import os
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
@@ -21,8 +22,10 @@ from tfx.utils import path_utils
 from components.cleaning.component import SPANS_KEY
 from models import features
 
-# ModelBlessing properties: the candidate's overall eval accuracy; a span run's SpanPlan (JSON).
+# ModelBlessing properties: the candidate's and the baseline's (the last blessed model's) overall
+# eval accuracy; a span run's SpanPlan (JSON, components.cleaning.component.SPANS_KEY).
 ACCURACY_KEY = 'accuracy'
+BASELINE_ACCURACY_KEY = 'baseline_accuracy'
 
 
 class ClassMismatchError(ValueError):
@@ -50,17 +53,21 @@ def check_same_classes(candidate_uri: str, baseline_uri: str) -> None:
         f'{baseline_uri}')
 
 
-def overall_accuracy(evaluation_uri: str) -> Optional[float]:
-  """The candidate's accuracy on the whole eval split, from TFMA's metrics (None if absent)."""
+def overall_accuracies(evaluation_uri: str) -> Dict[str, float]:
+  """ACCURACY_KEY (and, with a baseline, BASELINE_ACCURACY_KEY) -> accuracy on the whole eval
+  split, from TFMA's metrics: both models are scored on the same examples."""
+  keys = {'': ACCURACY_KEY, tfma.CANDIDATE_KEY: ACCURACY_KEY,
+          tfma.BASELINE_KEY: BASELINE_ACCURACY_KEY}
+  accuracies = {}
   for metrics in tfma.load_metrics(evaluation_uri):
     if metrics.slice_key.single_slice_keys:
       continue
     for entry in metrics.metric_keys_and_values:
       key = entry.key
       if (key.name == features.ACCURACY_METRIC and not key.is_diff
-          and not key.HasField('sub_key') and key.model_name in ('', tfma.CANDIDATE_KEY)):
-        return entry.value.double_value.value
-  return None
+          and not key.HasField('sub_key') and key.model_name in keys):
+        accuracies[keys[key.model_name]] = entry.value.double_value.value
+  return accuracies
 
 
 class Executor(evaluator_executor.Executor):
@@ -72,9 +79,9 @@ class Executor(evaluator_executor.Executor):
                          artifact_utils.get_single_uri(baseline))
     super().Do(input_dict, output_dict, exec_properties)
     blessing = artifact_utils.get_single_instance(output_dict['blessing'])
-    accuracy = overall_accuracy(artifact_utils.get_single_uri(output_dict['evaluation']))
-    if accuracy is not None:
-      blessing.set_float_custom_property(ACCURACY_KEY, accuracy)
+    for name, accuracy in overall_accuracies(
+        artifact_utils.get_single_uri(output_dict['evaluation'])).items():
+      blessing.set_float_custom_property(name, accuracy)
     examples = artifact_utils.get_single_instance(input_dict['examples'])
     if examples.has_custom_property(SPANS_KEY):
       blessing.set_string_custom_property(SPANS_KEY, examples.get_string_custom_property(SPANS_KEY))

@@ -8,6 +8,7 @@ one's own data means writing that file, not code. pipeline/datasets/sst2.yaml is
     # Data that arrives over time: TFX's {SPAN} in the patterns (train: 'span-{SPAN}/*.csv',
     # eval: 'span-{SPAN}/dev.csv', or a fixed eval file); each run reads the newest span.
     window: 3                    # train on the newest 3 spans (default 1)
+    golden: golden.tsv           # optional: a fixed file every run is also scored on
     drift: {label_linf: 0.1, on_drift: warn}  # thresholds between spans (models/settings.py)
     format: csv                  # csv | tsv | jsonl; default: each file's extension
     columns: [label, title, body]  # only for CSV/TSV files without a header row
@@ -32,7 +33,7 @@ import yaml
 INGESTION_KEYS = {'data_root': 'data_root', 'train': 'train_pattern', 'eval': 'eval_pattern',
                   'eval_percent': 'eval_percent', 'format': 'input_format',
                   'columns': 'column_names', 'text_columns': 'text_columns',
-                  'label_column': 'label_column', 'window': 'window'}
+                  'label_column': 'label_column', 'window': 'window', 'golden': 'golden_pattern'}
 KEYS = ('name', *INGESTION_KEYS, 'labels', 'schema', 'drift', 'settings')
 # A TF Serving model name and a folder name; Vertex AI's pipeline names take the '-' form.
 NAME_PATTERN = re.compile(r'[a-z0-9][a-z0-9_-]{0,62}')
@@ -116,7 +117,7 @@ def load(path: str) -> dict:
     if key in description:
       value = description[key]
       ingestion[field] = _names(path, key, [value] if isinstance(value, str) else value)
-  for key in ('data_root', 'train', 'eval', 'format', 'label_column'):
+  for key in ('data_root', 'train', 'eval', 'golden', 'format', 'label_column'):
     if key in description and not isinstance(description[key], str):
       raise DatasetFileError(f'{path}: {key} must be a string, not {description[key]!r}.')
   ingestion.update(_labels(path, description.get('labels')))

@@ -42,6 +42,9 @@ class IngestionSettings:
   # Empty: the eval split is carved out of the training files by a hash of the cleaned text.
   eval_pattern: str = 'validation.tsv'
   eval_percent: int = 10  # only used when eval_pattern is empty
+  # A fixed labelled file every run is also scored on, beside the eval split, by its own
+  # Evaluator (no gate): with spans, a yardstick that does not move as the data does. Empty: none.
+  golden_pattern: str = ''
   # csv | tsv | jsonl; empty: from each file's extension (.gz allowed).
   input_format: str = ''
   # CSV/TSV files without a header row: their columns' names, in order. Empty: the first row
@@ -84,6 +87,9 @@ class IngestionSettings:
     if self.window > 1 and not self.has_spans:
       raise ValueError(f'ingestion.window {self.window} needs spans: a train pattern with {{SPAN}} '
                        f'(got {self.train_pattern!r}).')
+    if SPAN_SPEC.search(self.golden_pattern):
+      raise ValueError(f'The golden file {self.golden_pattern!r} is fixed: it cannot have '
+                       '{SPAN}.')
     if SPAN_SPEC.search(self.eval_pattern) and not self.has_spans:
       raise ValueError(f'The eval pattern {self.eval_pattern!r} has {{SPAN}} but the train '
                        f'pattern {self.train_pattern!r} has none.')

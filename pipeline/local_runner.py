@@ -135,7 +135,7 @@ def main(argv=None) -> bool:
   args = parse_args(argv)
   if not args.verbose:
     progress.silence_before_imports()
-  from pipeline import run_summary  # pylint: disable=import-outside-toplevel
+  from pipeline import run_record, run_summary  # pylint: disable=import-outside-toplevel
   from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
 
   try:
@@ -160,12 +160,13 @@ def main(argv=None) -> bool:
       raise SystemExit(f'error: {type(error).__name__}: {error}\n(--verbose shows the '
                        'traceback and all logging)') from None
   # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.
-  summary = run_summary.summarize_run(config, run_id)
+  summary = run_record.read_run(config, run_id)
   if summary is None:
     return False
   print(run_summary.format_summary(summary, time.time() - started))
-  from pipeline import report  # pylint: disable=import-outside-toplevel
-  path = report.write_report(summary, config.pipeline_name, config.pipeline_root)
+  from pipeline import history, report  # pylint: disable=import-outside-toplevel
+  path = report.write_report(summary, config.pipeline_name, config.pipeline_root,
+                             history.read_history(config))
   print(f'Report: file://{path}')
   return True
 

@@ -16,6 +16,7 @@ from tfx.dsl.components.base.base_node import BaseNode
 
 from components import atomic_pusher, class_checked_evaluator, drift_gate
 from components.cleaning import spans
+from components.cleaning.rules import GOLDEN_SPLIT
 from components.cleaning.component import TextCleaningExampleGen
 from components.described_schema import DescribedSchemaGen
 from components.data_gate import DataGate
@@ -32,6 +33,8 @@ TRAINER_ID, EVALUATOR_ID, PUSHER_ID = 'Trainer', 'Evaluator', 'Pusher'
 STUDENT_TRAINER_ID = 'StudentTrainer'
 STUDENT_EVALUATOR_ID = 'StudentEvaluator'
 STUDENT_PUSHER_ID = 'StudentPusher'
+# Scores the model, and the last blessed one, on the fixed golden file (no gate).
+GOLDEN_EVALUATOR_ID = 'GoldenEvaluator'
 RESOLVER_IDS = {TRAINER_ID: 'latest_blessed_model_resolver',
                 STUDENT_TRAINER_ID: 'latest_blessed_student_resolver'}
 
@@ -102,12 +105,14 @@ def latest_blessed_model(trainer_id: str, evaluator_id: str) -> tfx.dsl.Resolver
   ).with_id(RESOLVER_IDS[trainer_id])
 
 
-def evaluator_node(examples, model, baseline_model,
-                   config: PipelineConfig) -> tfx.components.Evaluator:
-  """TFMA's Evaluator, refusing a baseline for other classes (class_checked_evaluator)."""
+def evaluator_node(examples, model, baseline_model, config: PipelineConfig,
+                   split: str = 'eval') -> tfx.components.Evaluator:
+  """TFMA's Evaluator on the examples' `split`, refusing a baseline for other classes
+  (class_checked_evaluator)."""
   evaluator = tfx.components.Evaluator(examples=examples, model=model,
                                        baseline_model=baseline_model,
-                                       eval_config=create_eval_config(config))
+                                       eval_config=create_eval_config(config),
+                                       **({'example_splits': [split]} if split != 'eval' else {}))
   # Our executors are set on the node: TFX's custom_executor_spec argument is deprecated (and
   # warns on every build), and the Evaluator has none.
   evaluator.executor_spec = executor_spec.BeamExecutorSpec(class_checked_evaluator.Executor)
@@ -171,9 +176,11 @@ def create_pipeline(config: PipelineConfig,
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
+      # Only what is trained and evaluated on: not the older spans read for drift, nor the
+      # golden file, which the Evaluator reads raw.
       **({'splits_config': tfx.proto.SplitsConfig(analyze=training_splits,
                                                   transform=[*training_splits, 'eval'])}
-         if has_spans else {}),
+         if has_spans or config.ingestion.golden_pattern else {}),
       custom_config={'preprocessing': as_custom_config(config.preprocessing),
                      # Only what decides the tokenization, so other model changes reuse the cache.
                      'model': {'architecture': config.model.architecture,
@@ -214,6 +221,11 @@ def create_pipeline(config: PipelineConfig,
       config=config).with_id(EVALUATOR_ID)
 
   nodes: List[BaseNode] = [model_resolver, trainer, evaluator]
+  if config.ingestion.golden_pattern:
+    nodes.append(evaluator_node(
+        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
+        baseline_model=model_resolver.outputs['model'], config=config,
+        split=GOLDEN_SPLIT).with_id(GOLDEN_EVALUATOR_ID))
   teacher_destination, student_destination = push_destinations(config)
   if teacher_destination:
     nodes.append(pusher(trainer, evaluator, teacher_destination, PUSHER_ID))

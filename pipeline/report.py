@@ -1,44 +1,37 @@
 """report.html: one page per run for a person to open in a browser.
 
-What the data was (rows read, kept and rejected by reason, label and length distributions, a few
-rejected rows, TFDV's statistics and anomalies), how the model did (metrics with class names, the
-confusion matrix, accuracy per length slice, reliability), against the last blessed model, how
-training went (the Trainer's TensorBoard scalars), and whether and where the model was pushed.
-Everything is read back from the run's artifacts (run_summary.RunSummary). Charts are matplotlib
-PNGs inside the page, so the file is self-contained and opens offline: TFDV's and TFMA's own
-HTML views load their scripts from the internet.
+What the data was (rows read, kept and rejected by reason, the spans and their drift, label and
+length distributions, a few rejected rows, TFDV's statistics and anomalies), how the model did
+(metrics with class names, the confusion matrix, accuracy per length slice, reliability), against
+the last blessed model, how training went (the Trainer's TensorBoard scalars), whether and where
+the model was pushed, and the history of every run of the pipeline. This module gathers what the
+page shows from the run's record (pipeline/run_record.py) and its history (pipeline/history.py);
+templates/report.html lays it out (Jinja2, autoescaped); pipeline/charts.py draws the charts.
+The page is self-contained and opens offline: TFDV's and TFMA's own HTML views load their
+scripts from the internet.
 """
 
-import base64
-import collections
 import glob
-import html
-import io
 import json
 import os
 import re
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-import matplotlib
-import matplotlib.ticker
-import numpy as np
+import jinja2
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
-from matplotlib import pyplot
 from tensorboard.backend.event_processing import event_accumulator
 
 from components.data_gate import describe_anomalies_at
 from models import features
-from pipeline.run_summary import (ACCURACY_METRIC, CONFUSION_PLOT, ModelSummary, RunSummary,
-                                  cleaned_examples, confusion_counts, format_metrics_table,
-                                  push_status, span_range)
-
-matplotlib.use('Agg')  # files, no display
+from pipeline import charts
+from pipeline.history import PastRun
+from pipeline.run_record import ACCURACY_METRIC, ModelRecord, RunRecord, cleaned_examples
+from pipeline.run_summary import format_metrics_table, push_status, span_range
 
 REPORT_FILE = 'report.html'
+TEMPLATE = 'report.html'
 REJECTED_SHOWN = 10
-CALIBRATION_PLOT = 'calibrationHistogramBuckets'
-RELIABILITY_BINS = 10
 SCALARS = (('epoch_loss', 'loss'), ('epoch_accuracy', 'accuracy'))
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -59,24 +52,14 @@ def report_path(pipeline_root: str, run_id: str) -> str:
   return os.path.join(pipeline_root, 'reports', re.sub(r'[^\w.-]', '-', run_id), REPORT_FILE)
 
 
-def _png(figure) -> str:
-  buffer = io.BytesIO()
-  figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
-  pyplot.close(figure)
-  encoded = base64.b64encode(buffer.getvalue()).decode('ascii')
-  return f'<img alt="" src="data:image/png;base64,{encoded}">'
+def _number(value) -> str:
+  return f'{value:.4f}' if isinstance(value, float) else f'{value:,}'
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
-  def cell(value):
-    if isinstance(value, float):
-      return f'<td class="n">{value:.4f}</td>'
-    if isinstance(value, int):
-      return f'<td class="n">{value:,}</td>'
-    return f'<td>{html.escape(str(value))}</td>'
-  head = ''.join(f'<th>{html.escape(name)}</th>' for name in header)
-  body = ''.join('<tr>' + ''.join(cell(value) for value in row) + '</tr>' for row in rows)
-  return f'<table><tr>{head}</tr>{body}</table>'
+ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), 'templates')),
+    autoescape=True, undefined=jinja2.StrictUndefined)
+ENVIRONMENT.filters['number'] = _number
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -92,34 +75,9 @@ def _cleaned_examples(examples_uri: str) -> Dict[str, Tuple[List[str], List[int]
   return splits
 
 
-def _distributions(examples_uri: str, display_names: Dict[str, str]) -> str:
-  splits = _cleaned_examples(examples_uri)
-  if not splits:
-    return ''
-  figure, (by_label, by_length) = pyplot.subplots(1, 2, figsize=(11, 3.5))
-  names = sorted({label for labels, _ in splits.values() for label in labels},
-                 key=lambda label: (list(display_names).index(label)
-                                    if label in display_names else len(display_names), label))
-  width = 0.8 / len(splits)
-  for index, (split, (labels, lengths)) in enumerate(splits.items()):
-    counts = collections.Counter(labels)
-    shares = [counts[name] / len(labels) for name in names]
-    by_label.bar(np.arange(len(names)) + index * width, shares, width, label=split)
-    by_length.hist(lengths, bins=np.arange(0, min(max(lengths), 120) + 5, 4), density=True,
-                   histtype='step', linewidth=1.5, label=split)
-  by_label.set_xticks(np.arange(len(names)) + width * (len(splits) - 1) / 2,
-                      [display_names.get(name, name) for name in names],
-                      rotation=30 if len(names) > 4 else 0)
-  by_label.set_title('labels (share of the split)')
-  by_length.set_title('text length (words)')
-  for axes in (by_label, by_length):
-    axes.legend()
-  return _png(figure)
-
-
-def _rejected_rows(path: Optional[str]) -> str:
+def _rejected_rows(path: Optional[str]) -> List[tuple]:
   if not path or not os.path.exists(path):
-    return ''
+    return []
   rows = []
   with open(path, encoding='utf-8') as f:
     for line in f:
@@ -128,168 +86,52 @@ def _rejected_rows(path: Optional[str]) -> str:
       row = json.loads(line)
       rows.append((row['reason'], row.get('detail', ''),
                    f"{row['source']}:{row['record_number']}", str(row['raw'])[:300]))
-  if not rows:
-    return '<p>No row was rejected.</p>'
-  table = _table(('reason', 'detail', 'file:record', 'raw record'), rows).replace(
-      '<td>', '<td class="raw">')
-  return (f'<h3>The first {len(rows)} rejected rows</h3>{table}'
-          f'<p>All: <code>{html.escape(path)}</code></p>')
+  return rows
 
 
-def _statistics(statistics_uri: Optional[str]) -> str:
+def _statistics(statistics_uri: Optional[str], display_names: Dict[str, str]) -> List[tuple]:
   if not statistics_uri:
-    return ''
+    return []
   rows = []
   for path in sorted(glob.glob(os.path.join(statistics_uri, 'Split-*', 'FeatureStats.pb'))):
     split = os.path.basename(os.path.dirname(path))[len('Split-'):]
     for dataset in tfdv.load_stats_binary(path).datasets:
       for feature in dataset.features:
-        stats = feature.string_stats
         name = feature.path.step[-1]
-        frequent = (', '.join(f'{v.value} ({v.frequency:.0f})' for v in stats.top_values[:6])
+        if name not in (features.TEXT_KEY, features.LABEL_KEY):
+          continue  # a span run's drift profile: the drift table shows what it measures
+        stats = feature.string_stats
+        frequent = (', '.join(f'{display_names.get(v.value, v.value)} ({v.frequency:.0f})'
+                              for v in stats.top_values[:6])
                     if name == features.LABEL_KEY else '')
         rows.append((split, name, int(dataset.num_examples), int(stats.common_stats.num_missing),
                      int(stats.unique), f'{stats.avg_length:.1f}', frequent))
-  return ('<h3>TFDV statistics</h3>' + _table(
-      ('split', 'feature', 'examples', 'missing', 'unique', 'mean length (chars)',
-       'most frequent labels'), rows)) if rows else ''
+  return rows
 
 
-def _anomalies(anomalies_uri: Optional[str]) -> str:
+def _anomalies(anomalies_uri: Optional[str]) -> Optional[List[str]]:
   if not anomalies_uri:
-    return ''
+    return None
   splits = [os.path.basename(folder)[len('Split-'):]
             for folder in sorted(glob.glob(os.path.join(anomalies_uri, 'Split-*')))]
-  problems = describe_anomalies_at(anomalies_uri, splits)
-  if not problems:
-    return '<h3>TFDV anomalies</h3><p class="ok">None: every split matches the schema.</p>'
-  return ('<h3>TFDV anomalies</h3><ul class="bad">'
-          + ''.join(f'<li>{html.escape(problem)}</li>' for problem in problems) + '</ul>')
+  return describe_anomalies_at(anomalies_uri, splits)
 
 
-def _spans(summary: RunSummary) -> str:
-  """The spans read, and each drift measure against its threshold; '' without spans."""
-  if not summary.spans:
-    return ''
-  plan = summary.spans
-  parts = ['<h3>Spans and drift</h3>',
-           f"<p>Newest span {plan['newest']} (its eval split judges the models); trained on "
-           f"{html.escape(span_range(plan['window']))}.</p>"]
-  if summary.drift:
-    parts.append(f"<p>{html.escape(summary.drift['verdict'])}.</p>")
-    parts.append(_table(('feature', 'measure', 'value', 'threshold', 'flagged'), [
-        (m['feature'], m['measure'], '-' if m['value'] is None else m['value'],
-         '-' if m['threshold'] is None else m['threshold'], 'yes' if m['flagged'] else 'no')
-        for m in summary.drift['measurements']]))
-  return ''.join(parts)
-
-
-def _data_section(summary: RunSummary, display_names: Dict[str, str]) -> str:
-  parts = ['<h2>Data</h2>']
-  cleaning = summary.cleaning
-  if cleaning:
-    rows = [('read', cleaning['read'])]
-    rows += [(f'kept: {split}', count) for split, count in cleaning['kept'].items()]
-    rows += [(f'rejected: {reason}', count) for reason, count in cleaning['rejected'].items()]
-    rows += [(f'modified: {step}', count) for step, count in cleaning['modified'].items()]
-    parts.append(_table(('rows', 'count'), rows))
-    parts.append(f"<p>Cleaning report: <code>{html.escape(cleaning['report_path'])}</code></p>")
-  parts.append(_spans(summary))
-  if summary.examples_uri:
-    parts.append(_distributions(summary.examples_uri, display_names))
-  if cleaning:
-    parts.append(_rejected_rows(cleaning.get('rejected_path')))
-  parts.append(_statistics(summary.statistics_uri))
-  parts.append(_anomalies(summary.anomalies_uri))
-  return ''.join(parts)
+def _drift_rows(measurements: Sequence[dict]) -> List[tuple]:
+  return [(m['feature'], m['measure'], '-' if m['value'] is None else m['value'],
+           '-' if m['threshold'] is None else m['threshold'], 'yes' if m['flagged'] else 'no')
+          for m in measurements]
 
 
 # --- the model -----------------------------------------------------------------------------
 
 
-def _confusion_matrix(plots: dict, names: List[str]) -> str:
-  confusion = plots.get('', {}).get(CONFUSION_PLOT)
-  if not confusion:
-    return ''
-  size = len(names)
-  matrix = np.zeros((size, size))
-  for (actual, predicted), count in confusion_counts(confusion).items():
-    if 0 <= actual < size and 0 <= predicted < size:
-      matrix[actual, predicted] = count
-  figure, axes = pyplot.subplots(figsize=(0.8 * size + 2.5, 0.7 * size + 2))
-  axes.imshow(matrix, cmap='Blues')
-  for (actual, predicted), count in np.ndenumerate(matrix):
-    axes.text(predicted, actual, f'{count:.0f}', ha='center', va='center',
-              color='white' if count > matrix.max() / 2 else 'black')
-  axes.set_xticks(range(size), names, rotation=30 if size > 4 else 0)
-  axes.set_yticks(range(size), names)
-  axes.set_xlabel('predicted')
-  axes.set_ylabel('actual')
-  axes.set_title('confusion matrix (eval split)')
-  return _png(figure)
-
-
-def _reliability(plots: dict, names: List[str]) -> str:
-  """Mean predicted probability against the observed frequency, per class (one-vs-rest), from
-  TFMA's calibration histogram re-binned into RELIABILITY_BINS."""
-  curves = {}
-  for sub_key, by_name in plots.items():
-    match = re.fullmatch(r'classId:(\d+)', sub_key)
-    if not match or CALIBRATION_PLOT not in by_name:
-      continue
-    examples, labels, predictions = (np.zeros(RELIABILITY_BINS) for _ in range(3))
-    for bucket in by_name[CALIBRATION_PLOT].get('buckets', []):
-      # JSON omits zeros, and spells the edge buckets' thresholds '-Infinity' and 'Infinity'.
-      low = float(bucket.get('lowerThresholdInclusive', 0.0))
-      if not 0.0 <= low < 1.0:
-        continue
-      index = min(int(low * RELIABILITY_BINS), RELIABILITY_BINS - 1)
-      examples[index] += float(bucket.get('numWeightedExamples', 0.0))
-      labels[index] += float(bucket.get('totalWeightedLabel', 0.0))
-      predictions[index] += float(bucket.get('totalWeightedRefinedPrediction', 0.0))
-    used = examples > 0
-    class_id = int(match[1])
-    curves[names[class_id] if class_id < len(names) else sub_key] = (
-        predictions[used] / examples[used], labels[used] / examples[used])
-  if not curves:
-    return ''
-  figure, axes = pyplot.subplots(figsize=(4.5, 4))
-  axes.plot([0, 1], [0, 1], linestyle=':', color='grey', label='calibrated')
-  for name, (predicted, observed) in curves.items():
-    axes.plot(predicted, observed, marker='o', label=name)
-  axes.set_xlabel('mean predicted probability')
-  axes.set_ylabel('observed frequency')
-  axes.set_title('reliability (eval split)')
-  axes.legend(fontsize='small')
-  return _png(figure)
-
-
-def _slices(model: ModelSummary) -> str:
-  sliced = sorted((name, values) for name, values in model.metrics.items()
-                  if name != 'overall' and ACCURACY_METRIC in values)
-  if not sliced:
-    return ''
-  figure, axes = pyplot.subplots(figsize=(6, 0.45 * len(sliced) + 1))
-  accuracies = [values[ACCURACY_METRIC] for _, values in sliced]
-  axes.barh(range(len(sliced)), accuracies, color='#4c72b0')
-  axes.set_yticks(range(len(sliced)), [
-      f"{name.split(':', 1)[-1]} (n={values.get('example_count', 0):.0f})"
-      for name, values in sliced])
-  for index, accuracy in enumerate(accuracies):
-    axes.text(accuracy, index, f' {accuracy:.3f}', va='center')
-  axes.set_xlim(0, 1.1)
-  axes.invert_yaxis()
-  axes.set_title('accuracy per text length (eval split)')
-  return _png(figure)
-
-
-def _training_curves(model_run_dir: Optional[str]) -> str:
-  if not model_run_dir:
-    return ''
+def _training_series(model_run_dir: Optional[str]) -> Dict[Tuple[str, str], list]:
+  """(run, scalar) -> (evaluation round, value) from the Trainer's TensorBoard logs."""
   series = {}
   for run in ('train', 'validation'):
-    folder = os.path.join(model_run_dir, run)
-    if not os.path.isdir(folder):
+    folder = os.path.join(model_run_dir or '', run)
+    if not model_run_dir or not os.path.isdir(folder):
       continue
     events = event_accumulator.EventAccumulator(
         folder, size_guidance={event_accumulator.TENSORS: 0})
@@ -298,76 +140,81 @@ def _training_curves(model_run_dir: Optional[str]) -> str:
       if tag in events.Tags()['tensors']:
         series[run, name] = [(event.step, float(tf.make_ndarray(event.tensor_proto)))
                              for event in events.Tensors(tag)]
-  if not series:
-    return ''
-  figure, axes = pyplot.subplots(1, len(SCALARS), figsize=(11, 3.5))
-  for plot, (_, name) in zip(axes, SCALARS, strict=True):
-    for run in ('train', 'validation'):
-      if (run, name) in series:
-        steps, values = zip(*series[run, name], strict=True)
-        plot.plot(np.array(steps) + 1, values, marker='o', label=run)
-    plot.set_xlabel('evaluation round')
-    plot.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    plot.set_title(name)
-    plot.legend()
-  return _png(figure) + (f'<p>TensorBoard: <code>tensorboard --logdir '
-                         f'{html.escape(model_run_dir)}</code></p>')
+  return series
 
 
-def _verdict(model: ModelSummary) -> str:
-  if model.blessed:
-    verdict = '<p class="ok">Blessed: it passed every check.</p>'
-  elif model.blessed is False:
-    verdict = ('<p class="bad">Not blessed: '
-               + html.escape('; '.join(model.not_blessed_because) or 'see the Evaluator')
-               + '.</p>')
-  else:
-    verdict = '<p>Not evaluated.</p>'
-  return verdict + f'<p>Pushed to: {html.escape(push_status(model))}.</p>'
-
-
-def _model_section(title: str, model: ModelSummary, names: List[str]) -> str:
-  parts = [f'<h2>{html.escape(title)}</h2>', _verdict(model)]
-  parts.append('<pre>' + html.escape('\n'.join(format_metrics_table(model.metrics, names)))
-               + '</pre>')
+def _model(title: str, model: ModelRecord, names: List[str]) -> dict:
   overall = model.metrics.get('overall', {})
   change = overall.get(f'{ACCURACY_METRIC}_diff')
-  if change is not None and ACCURACY_METRIC in overall:
-    parts.append('<h3>Against the last blessed model</h3>' + _table(
-        ('', 'accuracy'), [('last blessed model', overall[ACCURACY_METRIC] - change),
-                           ('this model', overall[ACCURACY_METRIC]), ('change', change)]))
-  elif model.blessed is not None:
-    parts.append('<p>No blessed model to compare with yet: this is the first.</p>')
-  parts.append(_confusion_matrix(model.overall_plots, names)
-               + _reliability(model.overall_plots, names))
-  parts.append(_slices(model))
-  parts.append('<h3>Training</h3>' + _training_curves(model.model_run_dir))
-  if model.megabytes:
-    parts.append(f'<p>Exported model: {model.megabytes:.0f} MB'
-                 + (f'; {model.latency_ms:.2f} ms per text at batch 1 (median, timed after the '
-                    'run on this machine)' if model.latency_ms is not None else '') + '.</p>')
-  return ''.join(parts)
+  against_live = ([('last blessed model', overall[ACCURACY_METRIC] - change),
+                   ('this model', overall[ACCURACY_METRIC]), ('change', change)]
+                  if change is not None and ACCURACY_METRIC in overall else [])
+  return {
+      'title': title, 'blessed': model.blessed, 'not_blessed_because': model.not_blessed_because,
+      'push_status': push_status(model),
+      'metrics_text': '\n'.join(format_metrics_table(model.metrics, names)),
+      'against_live': against_live,
+      'confusion_matrix': charts.confusion_matrix(model.overall_plots, names),
+      'reliability': charts.reliability(model.overall_plots, names),
+      'slices': charts.slices(model),
+      'training_curves': charts.training_curves(_training_series(model.model_run_dir),
+                                                [name for _, name in SCALARS]),
+      'model_run_dir': model.model_run_dir, 'megabytes': model.megabytes,
+      'latency_ms': model.latency_ms}
 
 
-def render(summary: RunSummary, pipeline_name: str) -> str:
+# --- the history ---------------------------------------------------------------------------
+
+
+def _history_row(run: PastRun) -> tuple:
+  spans = (f"{run.spans['newest']}; {span_range(run.spans['window'])}" if run.spans else '-')
+  rows = f'{run.kept:,} / {run.rejected:,}' if run.kept is not None else '-'
+  drift = ('; '.join(f"{m['feature']} {m['value']:.4f} / {m['threshold']:.4f}"
+                     + (' (flagged)' if m['flagged'] else '')
+                     for m in run.drift if m['value'] is not None)
+           or ('first span' if run.spans and run.spans['baseline'] is None else '-'))
+  return (run.run_id, run.started.isoformat(timespec='seconds'), run.outcome, spans, rows,
+          drift, '-' if run.accuracy is None else run.accuracy,
+          '-' if run.live_accuracy is None else run.live_accuracy,
+          {True: 'yes', False: 'no', None: '-'}[run.blessed], run.pushed_version or '-')
+
+
+def render(record: RunRecord, pipeline_name: str, history: Sequence[PastRun] = ()) -> str:
   """The report as one HTML page."""
-  names = summary.class_names
-  display_names = dict(zip(summary.label_names, names, strict=True))
-  models = [('Model', summary.model)] if summary.student is None else [
-      ('Teacher', summary.model), ('Student (distilled)', summary.student)]
-  body = ''.join(_model_section(title, model, names) for title, model in models)
-  return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-          f'<title>{html.escape(pipeline_name)} run {html.escape(summary.run_id)}</title>'
-          f'<style>{STYLE}</style></head><body>'
-          f'<h1>{html.escape(pipeline_name)}: run {html.escape(summary.run_id)}</h1>'
-          + _verdict(summary.model) + _data_section(summary, display_names) + body
-          + '</body></html>')
+  names = record.class_names
+  display_names = dict(zip(record.label_names, names, strict=True))
+  models = [('Model', record.model)] if record.student is None else [
+      ('Teacher', record.model), ('Student (distilled)', record.student)]
+  cleaning = record.cleaning
+  return ENVIRONMENT.get_template(TEMPLATE).render(
+      style=STYLE, pipeline_name=pipeline_name, run_id=record.run_id,
+      cleaning=cleaning and {
+          'rows': ([('read', cleaning['read'])]
+                   + [(f'kept: {split}', count) for split, count in cleaning['kept'].items()]
+                   + [(f'rejected: {reason}', count)
+                      for reason, count in cleaning['rejected'].items()]
+                   + [(f'modified: {step}', count)
+                      for step, count in cleaning['modified'].items()]),
+          'report_path': cleaning['report_path'], 'rejected_path': cleaning['rejected_path']},
+      spans=record.spans and {'newest': record.spans['newest'],
+                              'trained_on': span_range(record.spans['window'])},
+      drift=record.drift and {'verdict': record.drift['verdict'],
+                              'rows': _drift_rows(record.drift['measurements'])},
+      distributions=(charts.distributions(_cleaned_examples(record.examples_uri), display_names)
+                     if record.examples_uri else None),
+      rejected=_rejected_rows(cleaning.get('rejected_path')) if cleaning else [],
+      statistics=_statistics(record.statistics_uri, display_names),
+      anomalies=_anomalies(record.anomalies_uri),
+      models=[_model(title, model, names) for title, model in models],
+      history=[_history_row(run) for run in history],
+      history_chart=charts.history(history))
 
 
-def write_report(summary: RunSummary, pipeline_name: str, pipeline_root: str) -> str:
+def write_report(record: RunRecord, pipeline_name: str, pipeline_root: str,
+                 history: Sequence[PastRun] = ()) -> str:
   """Writes the run's report.html; returns its path."""
-  path = report_path(pipeline_root, summary.run_id)
+  path = report_path(pipeline_root, record.run_id)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w', encoding='utf-8') as f:
-    f.write(render(summary, pipeline_name))
+    f.write(render(record, pipeline_name, history))
   return path

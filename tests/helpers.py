@@ -236,7 +236,7 @@ def serving_graph_ops(model_dir: str):
 
 def open_in_chromium(path: str) -> dict:
   """What headless Chromium makes of the page at `path`: its text, each image's natural width
-  (0: not rendered), and the console's error messages."""
+  (0: not rendered) and alt text, and the console's error messages."""
   # pylint: disable=import-outside-toplevel
   from selenium import webdriver
   from selenium.webdriver.chrome.service import Service
@@ -253,6 +253,8 @@ def open_in_chromium(path: str) -> dict:
         'text': driver.find_element('tag name', 'body').text,
         'image_widths': driver.execute_script(
             'return Array.from(document.images, image => image.complete ? image.naturalWidth : 0)'),
+        'image_alts': driver.execute_script(
+            'return Array.from(document.images, image => image.alt)'),
         'console_errors': [entry['message'] for entry in driver.get_log('browser')
                            if entry['level'] == 'SEVERE'],
     }

@@ -23,7 +23,7 @@ from components.cleaning import __main__ as cleaning_cli, readers, transforms
 from components.described_schema import described_schema
 from models import dataset_file
 from models.settings import REPO_ROOT, IngestionSettings
-from pipeline import pipeline as pipeline_lib, run_summary
+from pipeline import pipeline as pipeline_lib, run_record, run_summary
 from pipeline.config import PipelineConfig
 from tests.helpers import open_in_chromium
 
@@ -256,7 +256,7 @@ def test_per_class_precision_and_recall_come_from_the_confusion_matrix():
   plot = {'matrices': [{'entries': [
       {'numWeightedExamples': 3.0}, {'predictedClassId': 2, 'numWeightedExamples': 1.0},
       {'actualClassId': 1, 'numWeightedExamples': 2.0}]}]}
-  values = run_summary.per_class_precision_recall(plot)
+  values = run_record.per_class_precision_recall(plot)
   assert values['precision[classId:0]'] == pytest.approx(3 / 5)
   assert values['recall[classId:0]'] == pytest.approx(3 / 4)
   assert math.isnan(values['precision[classId:1]']) and values['recall[classId:1]'] == 0.0

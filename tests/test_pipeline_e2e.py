@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from pipeline import local_runner, report, run_summary
+from pipeline import history, local_runner, report, run_record, run_summary
 from components import atomic_pusher
 from components.described_schema import described_schema
 from models.settings import DistillationSettings, TuningSettings
@@ -71,7 +71,7 @@ def test_every_component_executes(runs):
 
 def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
   config, _, _, _ = runs
-  summary = run_summary.summarize_run(config)
+  summary = run_record.read_run(config)
   assert summary.model.blessed is True
   assert summary.model.pushed_to and summary.model.pushed_to.startswith(config.push_destination)
   versions = os.listdir(config.push_destination)
@@ -88,7 +88,7 @@ def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
 
 def test_summary_reports_metrics_and_tensorboard(runs):
   config, _, _, _ = runs
-  summary = run_summary.summarize_run(config)
+  summary = run_record.read_run(config)
   assert summary.cleaning['read'] == 3200
   overall = summary.model.metrics['overall']
   assert overall['example_count'] == 200
@@ -103,16 +103,19 @@ def test_summary_reports_metrics_and_tensorboard(runs):
 
 def test_the_run_report_renders_in_chromium_with_its_charts(runs):
   config, _, _, _ = runs
-  summary = run_summary.summarize_run(config)  # the third run: it has a baseline to compare with
-  path = report.write_report(summary, config.pipeline_name, config.pipeline_root)
+  summary = run_record.read_run(config)  # the third run: it has a baseline to compare with
+  path = report.write_report(summary, config.pipeline_name, config.pipeline_root,
+                             history.read_history(config))
   assert path == report.report_path(config.pipeline_root, summary.run_id)
   page = open_in_chromium(path)
   assert page['console_errors'] == []
-  # Label and length distributions, confusion matrix, reliability, slices, training curves.
-  assert len(page['image_widths']) == 5 and all(page['image_widths']), page['image_widths']
+  # Label and length distributions, confusion matrix, reliability, slices, training curves,
+  # the history.
+  assert len(page['image_widths']) == 6 and all(page['image_widths']), page['image_widths']
+  assert all(alt.strip() for alt in page['image_alts']), page['image_alts']
   for text in ('Data', 'read 3,200', 'kept: train', 'TFDV statistics', 'TFDV anomalies',
                'negative', 'positive', 'Against the last blessed model', 'Training',
-               'tensorboard --logdir', 'ms per text at batch 1'):
+               'tensorboard --logdir', 'ms per text at batch 1', 'History of this pipeline'):
     assert text in page['text'], text
   assert 'classId' not in page['text']
 
@@ -208,7 +211,7 @@ def test_distillation_pushes_teacher_and_student_that_serve_raw_text(distilled_r
   config, first, _ = distilled_runs
   for node_id in ('StudentTrainer', 'StudentEvaluator', 'StudentPusher'):
     assert first[node_id].last_known_state == metadata_store_pb2.Execution.COMPLETE, node_id
-  summary = run_summary.summarize_run(config)  # the second run: the teacher was live already
+  summary = run_record.read_run(config)  # the second run: the teacher was live already
   kept = summary.cleaning['kept']['train']
   assert summary.student is not None and summary.teacher_pass['examples'] == kept
   assert summary.student.megabytes < summary.model.megabytes

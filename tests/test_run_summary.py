@@ -22,7 +22,7 @@ from tfx.tools.cli.handler.local_dag_runner_patcher import LocalDagRunnerPatcher
 from components.cleaning.component import CleaningReport
 from components.cleaning.transforms import REPORT_FILE
 from components.described_schema import DescribedSchemaGen
-from pipeline import local_runner, run_summary
+from pipeline import local_runner, run_record, run_summary
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_eval_config
 
@@ -160,7 +160,7 @@ def test_summary_reports_its_own_run_not_the_newest_artifacts(store):
   record_run(store, 'later', accuracy=0.92, baseline=0.90, version='102')
 
   config = store.config
-  summary = run_summary.summarize_run(config, 'this-run')
+  summary = run_record.read_run(config, 'this-run')
   assert summary.run_id == 'this-run'
   assert summary.model.model_run_dir == run_dir(config, 'this-run')
   assert summary.cleaning['run'] == 'first'  # what its cached execution output
@@ -170,7 +170,7 @@ def test_summary_reports_its_own_run_not_the_newest_artifacts(store):
   assert f"TensorBoard: tensorboard --logdir {run_dir(config, 'this-run')}" in text
   assert 'later' not in text
 
-  newest = run_summary.summarize_run(config)
+  newest = run_record.read_run(config)
   assert newest.run_id == 'later' and newest.model.blessed is True
   assert newest.model.pushed_to == os.path.join(config.push_destination, '102')
   assert newest.model.model_run_dir == run_dir(config, 'later')
@@ -179,17 +179,17 @@ def test_summary_reports_its_own_run_not_the_newest_artifacts(store):
 
 def test_no_summary_for_an_unknown_run_or_a_missing_store(tmp_path):
   config = make_config(tmp_path)
-  assert run_summary.summarize_run(config, 'never-ran') is None
+  assert run_record.read_run(config, 'never-ran') is None
   assert not os.path.exists(config.metadata_path)  # looking does not create a store
   with metadata.Metadata(connection(config)) as handle:
     record_run(Store(config, handle), 'first', accuracy=0.90)
-  assert run_summary.summarize_run(config, 'never-ran') is None
-  assert run_summary.summarize_run(config, 'first').model.blessed is True
+  assert run_record.read_run(config, 'never-ran') is None
+  assert run_record.read_run(config, 'first').model.blessed is True
 
 
 def test_not_blessed_names_the_failed_floor_with_values(store):
   record_run(store, 'first', accuracy=0.71)
-  summary = run_summary.summarize_run(store.config, 'first')
+  summary = run_record.read_run(store.config, 'first')
   assert summary.model.not_blessed_because == [f'{ACCURACY} 0.7100 < floor 0.7500']
   text = run_summary.format_summary(summary, 60.0)
   assert f'Blessed: False, because {ACCURACY} 0.7100 < floor 0.7500' in text
@@ -202,7 +202,7 @@ def test_not_blessed_names_the_regression_and_the_version_that_stays_live(store)
   os.makedirs(os.path.join(destination, '99'))
   os.makedirs(os.path.join(destination, 'tmp-copy'))
   record_run(store, 'second', accuracy=0.80, baseline=0.83)
-  summary = run_summary.summarize_run(store.config, 'second')
+  summary = run_record.read_run(store.config, 'second')
   assert summary.model.not_blessed_because == [
       f"{ACCURACY} 0.8000 is 0.0300 below the last blessed model's 0.8300 (tolerance 0.0100)"]
   text = run_summary.format_summary(summary, 60.0)
@@ -222,19 +222,19 @@ def test_local_runner_names_its_run_and_cached_executions_count(tmp_path):
   # `tfx pipeline create` patches LocalDagRunner.run out: no run, no summary.
   with LocalDagRunnerPatcher().patch():
     local_runner.runner('patched').run(one_node_pipeline())
-  assert run_summary.summarize_run(config, 'patched') is None
+  assert run_record.read_run(config, 'patched') is None
 
   local_runner.runner('run-1').run(one_node_pipeline())
   local_runner.runner('run-2').run(one_node_pipeline())
   outputs = {}
   with metadata.Metadata(connection(config)) as handle:
     for run_id in ('run-1', 'run-2'):
-      context = handle.store.get_context_by_type_and_name(run_summary.PIPELINE_RUN_CONTEXT,
+      context = handle.store.get_context_by_type_and_name(run_record.PIPELINE_RUN_CONTEXT,
                                                           run_id)
       [execution] = handle.store.get_executions_by_context(context.id)
-      schema = run_summary.run_outputs(handle.store, context)[
+      schema = run_record.run_outputs(handle.store, context)[
           ('DescribedSchemaGen', TYPES.Schema.TYPE_NAME)]
       outputs[run_id] = (execution.last_known_state, schema.id)
   assert outputs['run-1'][0] == metadata_store_pb2.Execution.COMPLETE
   assert outputs['run-2'] == (metadata_store_pb2.Execution.CACHED, outputs['run-1'][1])
-  assert run_summary.summarize_run(config, 'run-2').run_id == 'run-2'
+  assert run_record.read_run(config, 'run-2').run_id == 'run-2'

@@ -4,6 +4,7 @@ LocalDagRunner with ml-metadata."""
 
 import dataclasses
 import os
+import re
 import time
 
 import pytest
@@ -11,13 +12,14 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import drift_gate
 from components.cleaning import spans
+from components.cleaning.component import input_config_for
 from components.cleaning.readers import InputError
 from models import dataset_file
 from models.settings import DriftSettings, IngestionSettings
 from models.features import ACCURACY_METRIC
-from pipeline import local_runner, report, run_summary
+from pipeline import history, local_runner, report, run_record, run_summary
 from serving import model_config, push_record, versions
-from tests.helpers import SST2_DIR, latest_executions, small_config
+from tests.helpers import SST2_DIR, latest_executions, open_in_chromium, small_config
 
 HEADER = 'sentence\tlabel'
 
@@ -68,9 +70,22 @@ def test_a_fixed_eval_file_or_an_eval_split_carved_from_the_newest_span(tmp_path
   fixed = settings(tmp_path, eval_pattern='golden.tsv')
   files = spans.input_files(fixed, spans.plan(fixed, 2), hash_split_input='')
   assert [os.path.basename(f) for f in files['eval']] == ['golden.tsv']
+  golden = settings(tmp_path, eval_pattern='', golden_pattern='golden.tsv')
+  files = spans.input_files(golden, spans.plan(golden, 2), hash_split_input='')
+  assert sorted(files) == ['', 'golden', 'train_minus_1']
+  assert [os.path.basename(f) for f in files['golden']] == ['golden.tsv']
   carved = settings(tmp_path, eval_pattern='')
   files = spans.input_files(carved, spans.plan(carved, 2), hash_split_input='')
   assert sorted(files) == ['', 'train_minus_1']  # '' : the newest span, split by a hash
+
+
+def test_a_golden_file_is_a_split_of_its_own_with_or_without_spans():
+  splits = input_config_for(IngestionSettings(golden_pattern='golden.tsv')).splits
+  assert [(split.name, split.pattern) for split in splits] == [
+      ('train', 'train.tsv'), ('eval', 'validation.tsv'), ('golden', 'golden.tsv')]
+  # With spans TFX wants {SPAN} in every split it resolves: the golden file is read beside them.
+  spanned = IngestionSettings(train_pattern='s-{SPAN}/*.tsv', golden_pattern='golden.tsv')
+  assert [split.name for split in input_config_for(spanned).splits] == ['train']
 
 
 def test_zero_padded_spans():
@@ -117,6 +132,8 @@ def test_span_settings_are_checked_when_the_configuration_is_built(tmp_path):
     IngestionSettings(window=2)
   with pytest.raises(ValueError, match='must be 1 or more spans'):
     settings(tmp_path, window=0)
+  with pytest.raises(ValueError, match="golden file 'g-{SPAN}.tsv' is fixed"):
+    settings(tmp_path, golden_pattern='g-{SPAN}.tsv')
   with pytest.raises(ValueError, match="drift.on_drift 'ignore'"):
     DriftSettings(on_drift='ignore')
   with pytest.raises(ValueError, match=r'drift.label_linf must be in \(0, 1\]'):
@@ -126,9 +143,11 @@ def test_span_settings_are_checked_when_the_configuration_is_built(tmp_path):
 def test_a_dataset_file_names_spans_a_window_and_drift_thresholds(tmp_path):
   path = tmp_path / 'reviews.yaml'
   path.write_text("name: reviews\ndata_root: data\ntrain: 'span-{SPAN}/train-*.tsv'\n"
-                  "eval: golden.tsv\nwindow: 3\ndrift: {label_linf: 0.2, on_drift: warn}\n")
+                  "eval: golden.tsv\nwindow: 3\ndrift: {label_linf: 0.2, on_drift: warn}\n"
+                  "golden: holdout.tsv\n")
   overrides = dataset_file.load(str(path))
   assert overrides['ingestion']['window'] == 3
+  assert overrides['ingestion']['golden_pattern'] == 'holdout.tsv'
   assert overrides['drift'] == {'label_linf': 0.2, 'on_drift': 'warn'}
   path.write_text("name: reviews\ntrain: 'span-{SPAN}/train.tsv'\nwindow: '3'\n")
   with pytest.raises(dataset_file.DatasetFileError, match='window must be a whole number'):
@@ -163,7 +182,7 @@ def sst2_rows(count: int, offset: int, positive_share=None):
 def run(config):
   run_id = f'span-test-{time.time()}'
   local_runner.runner(run_id).run(local_runner.build(config))
-  return run_summary.summarize_run(config, run_id)
+  return run_record.read_run(config, run_id)
 
 
 @pytest.mark.slow
@@ -172,9 +191,11 @@ def test_scheduled_runs_learn_from_new_spans_and_stop_on_drift(tmp_path):
   eval_rows = sst2_rows(150, 60000)
   write_span(data, 1, sst2_rows(1200, 0), eval_rows)
   config = small_config(str(data), str(tmp_path))
+  with open(os.path.join(SST2_DIR, 'validation.tsv'), encoding='utf-8') as f:
+    (data / 'golden.tsv').write_text(''.join(list(f)[:101]))  # the header and 100 rows
   config = dataclasses.replace(config, ingestion=dataclasses.replace(
       config.ingestion, train_pattern='span-{SPAN}/train.tsv',
-      eval_pattern='span-{SPAN}/eval.tsv', window=2))
+      eval_pattern='span-{SPAN}/eval.tsv', golden_pattern='golden.tsv', window=2))
 
   first = run(config)
   assert first.spans == {'newest': 1, 'window': [1], 'baseline': None}
@@ -182,6 +203,8 @@ def test_scheduled_runs_learn_from_new_spans_and_stop_on_drift(tmp_path):
   text = run_summary.format_summary(first, 60)
   assert 'Spans: newest 1 (evaluated on its eval split), trained on 1.' in text
   assert first.model.pushed_to
+  assert first.model.golden_metrics['overall']['example_count'] == 100
+  assert 'Golden file: accuracy ' in text
 
   # The same newest span again: nothing new to learn, served from cache.
   run(config)
@@ -201,6 +224,8 @@ def test_scheduled_runs_learn_from_new_spans_and_stop_on_drift(tmp_path):
   assert 'Spans: newest 2 (evaluated on its eval split), trained on 1-2.' in text
   assert 'Drift: span 2 against span 1: no drift.' in text
   assert 'the last blessed model' in text  # both models on span 2's eval split
+  assert re.search(r'Golden file: accuracy \d\.\d{4} on 100 examples; the last blessed model '
+                   r'\d\.\d{4} on the same examples', text)
   # The pushed version says what it was trained on and how it scored.
   base_directory = os.path.join(config.serving_model_dir, config.model_name)
   push = push_record.read_pushes(base_directory)[max(model_config.versions(base_directory))]
@@ -223,5 +248,32 @@ def test_scheduled_runs_learn_from_new_spans_and_stop_on_drift(tmp_path):
   assert '(on_drift: warn, trained anyway)' in run_summary.format_summary(warned, 60)
   label = next(m for m in warned.drift['measurements'] if m['feature'] == 'label')
   assert label['flagged'] and label['value'] > 0.3  # 90% positive against about 56%
-  page = report.render(warned, config.pipeline_name)
-  assert 'Spans and drift' in page and 'L-infinity distance of class shares' in page
+
+  # The history, from ml-metadata: every run, what it read, measured, scored and pushed.
+  past = history.read_history(config)
+  assert [past_run.outcome for past_run in past] == [
+      'trained', 'served from cache', 'trained', 'stopped at DriftGate', 'trained']
+  assert [past_run.spans['newest'] for past_run in past] == [1, 1, 2, 3, 3]
+  assert [past_run.read for past_run in past] == [1450, 1450, 2650, 2650, 2650]
+  assert all(past_run.kept + past_run.rejected == past_run.read for past_run in past)
+  assert past[0].drift == [] and not any(m['flagged'] for m in past[2].drift)
+  assert [m['feature'] for m in past[3].drift if m['flagged']] == ['label']  # stopped: still there
+  assert past[3].drift == warned.drift['measurements']
+  for past_run, summary in ((past[2], second), (past[4], warned)):
+    overall = summary.model.metrics['overall']
+    assert past_run.accuracy == pytest.approx(overall[ACCURACY_METRIC])
+    assert past_run.live_accuracy == pytest.approx(
+        overall[ACCURACY_METRIC] - overall[f'{ACCURACY_METRIC}_diff'])
+    assert past_run.pushed_version == os.path.basename(summary.model.pushed_to)
+  assert past[1].pushed_version is None and past[3].accuracy is None
+
+  # The report, opened in a browser: the spans, their drift and the history, every chart drawn
+  # and described.
+  page = open_in_chromium(report.write_report(warned, config.pipeline_name, config.pipeline_root,
+                                              past))
+  assert page['console_errors'] == []
+  assert page['image_widths'] and all(page['image_widths']), page['image_widths']
+  assert all(alt.strip() for alt in page['image_alts']), page['image_alts']
+  for text in ('Spans and drift', 'L-infinity distance of class shares', 'History of this pipeline',
+               'stopped at DriftGate', 'served from cache', '(flagged)', '3; 2-3'):
+    assert text in page['text'], text

@@ -24,7 +24,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, proto_utils
 
-from components.cleaning import readers, spans, transforms
+from components.cleaning import readers, rules, spans, transforms
 from models.settings import SPAN_SPEC, IngestionSettings, as_custom_config, from_custom_config
 
 EXAMPLES_KEY = 'examples'
@@ -67,18 +67,22 @@ HASH_SPLIT_INPUT = 'all'
 
 def input_config_for(settings: IngestionSettings) -> example_gen_pb2.Input:
   """The splits TFX's driver resolves and fingerprints. With spans, TFX wants {SPAN} in every
-  split: a fixed eval file is read from the settings instead (and fingerprinted by SpanDriver)."""
+  split: a fixed eval or golden file is read from the settings instead (and fingerprinted by
+  SpanDriver)."""
+  split = example_gen_pb2.Input.Split
   if settings.has_spans:
     return example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name='train', pattern=settings.train_pattern),
-        *([example_gen_pb2.Input.Split(name='eval', pattern=settings.eval_pattern)]
+        split(name='train', pattern=settings.train_pattern),
+        *([split(name='eval', pattern=settings.eval_pattern)]
           if SPAN_SPEC.search(settings.eval_pattern) else [])])
+  golden = ([split(name=rules.GOLDEN_SPLIT, pattern=settings.golden_pattern)]
+            if settings.golden_pattern else [])
   if settings.eval_pattern:
     return example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name='train', pattern=settings.train_pattern),
-        example_gen_pb2.Input.Split(name='eval', pattern=settings.eval_pattern)])
+        split(name='train', pattern=settings.train_pattern),
+        split(name='eval', pattern=settings.eval_pattern), *golden])
   return example_gen_pb2.Input(splits=[
-      example_gen_pb2.Input.Split(name=HASH_SPLIT_INPUT, pattern=settings.train_pattern)])
+      split(name=HASH_SPLIT_INPUT, pattern=settings.train_pattern), *golden])
 
 
 def evidence_dir_for(report_uri: str) -> str:
@@ -113,11 +117,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     settings = from_custom_config(IngestionSettings, json.loads(exec_properties['settings']))
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(exec_properties['input_config'], input_config)
-    span_plan, output_splits = None, transforms.SPLITS
+    # Splits that must have rows; a span run also writes its older spans' (empty before the
+    # first span).
+    required_splits = output_splits = transforms.output_splits(settings)
+    span_plan = None
     if settings.has_spans:
       span_plan = spans.plan(settings, int(exec_properties[example_gen_utils.SPAN_PROPERTY_NAME]))
       input_files = spans.input_files(settings, span_plan, hash_split_input='')
-      output_splits = (*transforms.SPLITS, *spans.older_span_splits(settings.window))
+      output_splits = (*required_splits, *spans.older_span_splits(settings.window))
       logging.info('Spans: newest %d, training window %s, compared with %s.', span_plan.newest,
                    span_plan.window, span_plan.baseline)
     else:
@@ -140,7 +147,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     summary = transforms.read_report(report_path)
     try:
-      transforms.check_usable(summary, settings.max_eval_rejected_percent)
+      transforms.check_usable(summary, settings.max_eval_rejected_percent, required_splits)
     except transforms.IngestionError as error:
       kept = keep_evidence(report_path, os.path.join(rejected.uri, transforms.REJECTED_FILE),
                            evidence_dir_for(report.uri))

@@ -22,6 +22,9 @@ CONFLICTING_LABELS = 'conflicting_labels'
 REJECTION_REASONS = (UNDECODABLE, MALFORMED, EMPTY_TEXT, MISSING_LABEL, UNKNOWN_LABEL, TOO_LONG,
                      DUPLICATE, CONFLICTING_LABELS)
 
+# The split of IngestionSettings.golden_pattern's file: kept whole, as an eval file is.
+GOLDEN_SPLIT = 'golden'
+
 # Modification step names (the report counts kept rows each step changed).
 REPAIRED_ENCODING = 'repaired_encoding'
 NORMALIZED_UNICODE = 'normalized_unicode'
@@ -180,10 +183,12 @@ def resolve_duplicates(text: str, candidates: List[Candidate]):
   """Decides rows that share one cleaned text: yields the kept Candidate and Rejections.
 
   Same text with different labels: every copy is rejected. Same label: one copy is kept, the one
-  read for the eval split if any (so a given eval file stays whole), else the first read.
+  read for the eval (or golden) split if any (so a given eval file stays whole), else the first
+  read.
   """
   del text  # the grouping key; every candidate carries it
-  ordered = sorted(candidates, key=lambda c: (c.split != 'eval', c.source, c.record_number))
+  ordered = sorted(candidates, key=lambda c: (c.split not in ('eval', GOLDEN_SPLIT), c.source,
+                                              c.record_number))
   labels = sorted({c.label for c in ordered})
   if len(labels) > 1:
     for c in ordered:

@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from tfx.dsl.io import fileio
 
 from components.cleaning.readers import InputError
+from components.cleaning.rules import GOLDEN_SPLIT
 from models.settings import SPAN_SPEC, IngestionSettings
 
 # Output splits of a span run, besides 'train' (the newest span's training rows) and 'eval':
@@ -121,8 +122,8 @@ def input_files(settings: IngestionSettings, span_plan: SpanPlan,
                 hash_split_input: str) -> Dict[str, List[str]]:
   """Input split -> files for a span run: the newest span's training files ('train', or
   `hash_split_input` when the eval split is carved out of them), its eval files (the eval
-  pattern's newest span, or a fixed file), and each older span's split. An older split whose
-  span does not exist (before the first span) has no files: it is written empty."""
+  pattern's newest span, or a fixed file), a golden file, and each older span's split. An older
+  split whose span does not exist (before the first span) has no files: it is written empty."""
   def files(pattern: str, span: Optional[int] = None) -> List[str]:
     full = os.path.join(settings.data_root,
                         pattern if span is None else pattern_for_span(pattern, span))
@@ -139,6 +140,8 @@ def input_files(settings: IngestionSettings, span_plan: SpanPlan,
                            newest if SPAN_SPEC.search(settings.eval_pattern) else None)
   else:
     result[hash_split_input] = files(settings.train_pattern, newest)
+  if settings.golden_pattern:
+    result[GOLDEN_SPLIT] = files(settings.golden_pattern)
   for k, split in enumerate(older_span_splits(settings.window), start=1):
     # The first older split is the baseline (in a window, the span before the newest).
     span = span_plan.baseline if k == 1 else newest - k

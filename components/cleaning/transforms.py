@@ -30,6 +30,11 @@ from models.settings import IngestionSettings
 # The splits every run writes and needs rows in; a span run writes its older spans' too
 # (spans.older_span_splits).
 SPLITS = ('train', 'eval')
+
+
+def output_splits(settings: IngestionSettings) -> Tuple[str, ...]:
+  """The splits every run of these settings writes and needs rows in."""
+  return SPLITS + ((rules.GOLDEN_SPLIT,) if settings.golden_pattern else ())
 REPORT_FILE = 'cleaning_report.json'
 REJECTED_FILE = 'rejected.jsonl'
 # How many rejected rows per reason the report quotes, and how much of each.
@@ -156,10 +161,11 @@ def warnings(report: dict) -> List[str]:
           if warning]
 
 
-def check_usable(report: dict, max_eval_rejected_percent: float) -> None:
+def check_usable(report: dict, max_eval_rejected_percent: float,
+                 required_splits: Sequence[str] = SPLITS) -> None:
   """Raises IngestionError when an input file is corrupt (and not rejected by the settings), a
-  split has no rows to train or evaluate on, or more than `max_eval_rejected_percent` of the eval
-  files' rows were rejected."""
+  required split has no rows to train or evaluate on, or more than `max_eval_rejected_percent` of
+  the eval files' rows were rejected."""
   if report['corrupt_files']:
     files = '; '.join(f"{f['source']}: {f['detail']}" for f in report['corrupt_files'])
     raise IngestionError(
@@ -169,7 +175,7 @@ def check_usable(report: dict, max_eval_rejected_percent: float) -> None:
     rejected_files = sum(len(files) for files in report['rejected_files'].values())
     note = f'; {rejected_files} corrupt file(s) rejected' if rejected_files else ''
     raise IngestionError(f'The input has no records (empty files, or a header only{note}).')
-  empty = [split for split in SPLITS if report['kept'][split] == 0]
+  empty = [split for split in required_splits if report['kept'][split] == 0]
   if empty:
     raise IngestionError(
         f"No rows kept for split(s) {empty} (read {report['read']}, rejected "

@@ -3,6 +3,7 @@ wrong, drift between spans judged before training, and scheduled runs over new s
 LocalDagRunner with ml-metadata."""
 
 import dataclasses
+import json
 import os
 import re
 import time
@@ -11,7 +12,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from components import drift_gate
-from components.cleaning import spans
+from components.cleaning import __main__ as preview, spans
 from components.cleaning.component import input_config_for
 from components.cleaning.readers import InputError
 from models import dataset_file
@@ -86,6 +87,18 @@ def test_a_golden_file_is_a_split_of_its_own_with_or_without_spans():
   # With spans TFX wants {SPAN} in every split it resolves: the golden file is read beside them.
   spanned = IngestionSettings(train_pattern='s-{SPAN}/*.tsv', golden_pattern='golden.tsv')
   assert [split.name for split in input_config_for(spanned).splits] == ['train']
+
+
+def test_the_preview_reads_a_span_datasets_newest_span(tmp_path, capsys):
+  for span, rows in ((1, ROWS), (2, ROWS + [('a new film', '1')])):
+    write_span(tmp_path / 'data', span, rows, ROWS)
+  dataset = tmp_path / 'reviews.yaml'
+  dataset.write_text("name: reviews\ndata_root: data\ntrain: 'span-{SPAN}/train.tsv'\n"
+                     "eval: 'span-{SPAN}/eval.tsv'\ntext_columns: [sentence]\nlabels: ['0', '1']\n")
+  assert preview.main(['--dataset', str(dataset), '--output', str(tmp_path / 'out')]) == 0
+  report = json.loads((tmp_path / 'out' / 'cleaning_report.json').read_text())
+  # Span 2's three training rows and its eval file's two (the same texts: one copy kept each).
+  assert report['read'] == 5 and report['kept'] == {'train': 1, 'eval': 2}
 
 
 def test_zero_padded_spans():

@@ -23,7 +23,7 @@ from typing import List, Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.cleaning import readers, transforms
+from components.cleaning import readers, rules, spans, transforms
 from models import dataset_file
 from models.settings import IngestionSettings, with_overrides
 
@@ -75,14 +75,23 @@ def settings_and_files(args: argparse.Namespace):
   if args.labels is not None:  # [] too: any label; the dataset's display names no longer apply
     settings = dataclasses.replace(settings, label_names=tuple(args.labels),
                                    label_display_names=())
+  if settings.has_spans and not args.input:
+    # The newest span, as a run would read it (its eval and golden files too); not the older
+    # spans a run reads beside it.
+    newest = max(spans.spans_on_disk(settings.data_root, settings.train_pattern))
+    files = spans.input_files(settings, spans.plan(settings, newest), hash_split_input='')
+    return settings, {split: paths for split, paths in files.items()
+                      if split not in spans.older_span_splits(settings.window)}
   train = args.input or [os.path.join(settings.data_root, settings.train_pattern)]
   evaluation = args.eval_input or (
       [os.path.join(settings.data_root, settings.eval_pattern)]
       if settings.eval_pattern and not args.input else [])
-  if evaluation:
-    return settings, {'train': readers.match_files(train),
-                      'eval': readers.match_files(evaluation)}
-  return settings, {'': readers.match_files(train)}
+  files = ({'train': readers.match_files(train), 'eval': readers.match_files(evaluation)}
+           if evaluation else {'': readers.match_files(train)})
+  if settings.golden_pattern and not args.input:
+    files[rules.GOLDEN_SPLIT] = readers.match_files(
+        [os.path.join(settings.data_root, settings.golden_pattern)])
+  return settings, files
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -96,11 +105,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 1
 
   report_path = os.path.join(args.output, transforms.REPORT_FILE)
+  output_splits = transforms.output_splits(settings)
   beam_args = args.beam_args or ['--direct_running_mode=in_memory']
   try:
     with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
       transforms.run(pipeline, input_files, settings, os.path.join(args.output, 'examples'),
-                     report_path, os.path.join(args.output, transforms.REJECTED_FILE))
+                     report_path, os.path.join(args.output, transforms.REJECTED_FILE),
+                     output_splits)
   except readers.CorruptFileError as e:
     # Corrupt files are reported, not raised; this is one that changed after it was checked.
     print(f'error: {e}', file=sys.stderr)
@@ -110,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   print(f'Wrote {args.output}/examples, {report_path} and '
         f'{args.output}/{transforms.REJECTED_FILE}.')
   try:
-    transforms.check_usable(report, settings.max_eval_rejected_percent)
+    transforms.check_usable(report, settings.max_eval_rejected_percent, output_splits)
   except transforms.IngestionError as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

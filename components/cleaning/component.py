@@ -165,7 +165,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 class SpanDriver(example_gen_driver.FileBasedDriver):
   """TFX's file-based driver, with one clear line for a span layout it would misread (a span
   folder without files, a {SPAN} that is not a number), and a fingerprint that also covers what
-  a span run reads beside the newest span: the window's older spans and a fixed eval file."""
+  a span run reads beside the newest span: the window's older spans and a fixed eval or golden
+  file."""
 
   def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
     settings = from_custom_config(IngestionSettings, json.loads(exec_properties['settings']))

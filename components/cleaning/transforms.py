@@ -27,14 +27,9 @@ from components.cleaning import readers, rules
 from models import features
 from models.settings import IngestionSettings
 
-# The splits every run writes and needs rows in; a span run writes its older spans' too
-# (spans.older_span_splits).
+# The splits every run writes and needs rows in (with a golden file, its split too:
+# `output_splits`); a span run also writes its older spans' (spans.older_span_splits).
 SPLITS = ('train', 'eval')
-
-
-def output_splits(settings: IngestionSettings) -> Tuple[str, ...]:
-  """The splits every run of these settings writes and needs rows in."""
-  return SPLITS + ((rules.GOLDEN_SPLIT,) if settings.golden_pattern else ())
 REPORT_FILE = 'cleaning_report.json'
 REJECTED_FILE = 'rejected.jsonl'
 # How many rejected rows per reason the report quotes, and how much of each.
@@ -46,6 +41,11 @@ CORRUPT_FILES = 'corrupt_files'
 
 class IngestionError(RuntimeError):
   """The data cannot make a usable dataset, or rows were lost (the invariant is broken)."""
+
+
+def output_splits(settings: IngestionSettings) -> Tuple[str, ...]:
+  """The splits every run of these settings writes and needs rows in."""
+  return SPLITS + ((rules.GOLDEN_SPLIT,) if settings.golden_pattern else ())
 
 
 def hash_split(text: str, eval_percent: int) -> str:

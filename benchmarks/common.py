@@ -7,9 +7,8 @@ import os
 from typing import List, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
-from models.latency import probabilities_call
+from models.latency import probabilities_of
 from pipeline.config import PipelineConfig
 
 
@@ -32,7 +31,5 @@ def eval_accuracy(serve, texts: List[str], labels: List[str], label_names: Seque
   """Accuracy of the most probable class on labelled texts; `labels` are the file's, class ids
   their positions in `label_names` (the served `label` is a display name)."""
   class_ids = {name: class_id for class_id, name in enumerate(label_names)}
-  probabilities = probabilities_call(serve)
-  predicted = np.concatenate([probabilities(tf.constant(texts[start:start + 64])).argmax(-1)
-                              for start in range(0, len(texts), 64)])
+  predicted = probabilities_of(serve, texts).argmax(-1)
   return float(np.mean(predicted == np.array([class_ids[label] for label in labels])))

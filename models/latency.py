@@ -54,8 +54,15 @@ def latencies(call: Callable[[tf.Tensor], np.ndarray], texts: List[str], request
   return result
 
 
-def batch1_p50_ms(model_dir: str, texts: List[str], requests: int = 100) -> float:
-  """The median milliseconds of one raw text through the exported model's `serving_default`."""
-  (p50, _), = latencies(probabilities_call(serving_signature(model_dir)), texts, requests,
-                        batch_sizes=(1,))
+def batch1_p50_ms(serve, texts: List[str], requests: int = 100) -> float:
+  """The median milliseconds of one raw text through `serve`, an exported model's
+  `serving_default`."""
+  (p50, _), = latencies(probabilities_call(serve), texts, requests, batch_sizes=(1,))
   return float(p50)
+
+
+def probabilities_of(serve, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+  """[texts, classes]: `serve`'s probabilities for every text, in batches."""
+  call = probabilities_call(serve)
+  return np.concatenate([call(tf.constant(list(texts[start:start + batch_size])))
+                         for start in range(0, len(texts), batch_size)])

@@ -11,6 +11,7 @@ The page is self-contained and opens offline: TFDV's and TFMA's own HTML views l
 scripts from the internet.
 """
 
+import collections
 import glob
 import json
 import os
@@ -26,8 +27,9 @@ from components.data_gate import describe_anomalies_at
 from models import features
 from pipeline import charts
 from pipeline.history import PastRun
-from pipeline.run_record import ACCURACY_METRIC, ModelRecord, RunRecord, cleaned_examples
-from pipeline.run_summary import format_metrics_table, push_status, span_range
+from pipeline.run_record import (ACCURACY_METRIC, CONFUSION_PLOT, MISTAKES_PER_CLASS, ModelRecord,
+                                 RunRecord, cleaned_examples, confusion_counts)
+from pipeline.run_summary import class_name, format_metrics_table, push_status, span_range
 
 REPORT_FILE = 'report.html'
 TEMPLATE = 'report.html'
@@ -143,6 +145,22 @@ def _training_series(model_run_dir: Optional[str]) -> Dict[Tuple[str, str], list
   return series
 
 
+def _most_confused(plots: dict, names: List[str], shown: int = 5) -> List[tuple]:
+  """(actual class, predicted as, examples, share of the actual class) for the largest
+  off-diagonal cells of TFMA's confusion matrix."""
+  confusion = plots.get('', {}).get(CONFUSION_PLOT)
+  if not confusion:
+    return []
+  counts = confusion_counts(confusion)
+  actual_totals = collections.Counter()
+  for (actual, _), count in counts.items():
+    actual_totals[actual] += count
+  confused = sorted(((count, actual, predicted) for (actual, predicted), count in counts.items()
+                     if actual != predicted and count), reverse=True)[:shown]
+  return [(class_name(names, actual), class_name(names, predicted), int(count),
+           f'{100 * count / actual_totals[actual]:.1f}%') for count, actual, predicted in confused]
+
+
 def _model(title: str, model: ModelRecord, names: List[str]) -> dict:
   overall = model.metrics.get('overall', {})
   change = overall.get(f'{ACCURACY_METRIC}_diff')
@@ -159,6 +177,9 @@ def _model(title: str, model: ModelRecord, names: List[str]) -> dict:
       'slices': charts.slices(model),
       'training_curves': charts.training_curves(_training_series(model.model_run_dir),
                                                 [name for _, name in SCALARS]),
+      'mistakes': [(m['text'], class_name(names, m['actual']), class_name(names, m['predicted']),
+                    m['probability']) for m in model.mistakes],
+      'most_confused': _most_confused(model.overall_plots, names),
       'model_run_dir': model.model_run_dir, 'megabytes': model.megabytes,
       'latency_ms': model.latency_ms}
 
@@ -206,6 +227,7 @@ def render(record: RunRecord, pipeline_name: str, history: Sequence[PastRun] = (
       statistics=_statistics(record.statistics_uri, display_names),
       anomalies=_anomalies(record.anomalies_uri),
       models=[_model(title, model, names) for title, model in models],
+      mistakes_per_class=MISTAKES_PER_CLASS,
       history=[_history_row(run) for run in history],
       history_chart=charts.history(history))
 

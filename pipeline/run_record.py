@@ -10,12 +10,12 @@ pipeline's node ids (pipeline/pipeline.py).
 import collections
 import dataclasses
 import glob
-import itertools
 import json
 import math
 import os
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.writers import eval_config_writer
@@ -44,6 +44,8 @@ ACCURACY_METRIC = features.ACCURACY_METRIC
 CONFUSION_PLOT = 'multiClassConfusionMatrixAtThresholds'
 # Eval texts sent one per request to time each model of the run.
 LATENCY_REQUESTS = 100
+# The report's most confident mistakes, per true class.
+MISTAKES_PER_CLASS = 3
 
 
 @dataclasses.dataclass
@@ -61,6 +63,8 @@ class ModelRecord:
   # (all the run's models one after the other, on the same machine and texts).
   latency_ms: Optional[float]
   push_destination: Optional[str]  # None: this model is not pushed by the pipeline
+  # The most confident wrong predictions on the eval split (most_confident_mistakes).
+  mistakes: List[dict]
   overall_plots: dict  # TFMA's plots of the whole eval split (confusion matrix, calibration)
   # The same metrics on the fixed golden file (IngestionSettings.golden_pattern); {} without one.
   golden_metrics: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
@@ -282,16 +286,40 @@ def cleaned_examples(examples_uri: str, split: str) -> Iterator[Tuple[str, str]]
            feature[features.LABEL_KEY].bytes_list.value[0].decode('utf-8'))
 
 
-def _latency_ms(model, texts: List[str]) -> Optional[float]:
+def most_confident_mistakes(eval_rows: Sequence[Tuple[str, str]], probabilities: np.ndarray,
+                            label_names: Sequence[str], per_class: int) -> List[dict]:
+  """Per true class, the `per_class` wrong predictions made with the highest probability: text,
+  actual and predicted class ids, and that probability; most confident first."""
+  class_ids = {name: class_id for class_id, name in enumerate(label_names)}
+  mistakes = collections.defaultdict(list)
+  for (text, label), row in zip(eval_rows, probabilities, strict=True):
+    predicted, actual = int(row.argmax()), class_ids.get(label)
+    if actual is not None and predicted != actual:
+      mistakes[actual].append({'text': text, 'actual': actual, 'predicted': predicted,
+                               'probability': float(row[predicted])})
+  chosen = [mistake for found in mistakes.values()
+            for mistake in sorted(found, key=lambda m: -m['probability'])[:per_class]]
+  return sorted(chosen, key=lambda m: -m['probability'])
+
+
+def _served_figures(model, eval_rows: List[Tuple[str, str]],
+                    label_names: List[str]) -> Tuple[Optional[float], List[dict]]:
+  """(batch-1 latency in ms, the most confident mistakes), from the exported model's
+  `serving_default` on the eval split's raw texts, as TF Serving would run it."""
   model_dir = path_utils.serving_model_path(model.uri) if model is not None else ''
-  if not texts or not os.path.isdir(model_dir):
-    return None
-  return latency.batch1_p50_ms(model_dir, texts, LATENCY_REQUESTS)
+  if not eval_rows or not os.path.isdir(model_dir):
+    return None, []
+  serve = latency.serving_signature(model_dir)
+  texts = [text for text, _ in eval_rows]
+  latency_ms = latency.batch1_p50_ms(serve, texts[:LATENCY_REQUESTS], LATENCY_REQUESTS)
+  return latency_ms, most_confident_mistakes(eval_rows, latency.probabilities_of(serve, texts),
+                                             label_names, MISTAKES_PER_CLASS)
 
 
 def _model_record(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_id: str,
-                   push_destination: Optional[str], latency_texts: List[str],
-                   golden_evaluator_id: Optional[str] = None) -> ModelRecord:
+                   push_destination: Optional[str], eval_rows: List[Tuple[str, str]],
+                   label_names: List[str], golden_evaluator_id: Optional[str] = None
+                   ) -> ModelRecord:
   types = tfx.types.standard_artifacts
   evaluation = outputs.get((evaluator_id, types.ModelEvaluation.TYPE_NAME))
   golden = outputs.get((golden_evaluator_id, types.ModelEvaluation.TYPE_NAME))
@@ -300,6 +328,7 @@ def _model_record(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_i
   pushed = outputs.get((pusher_id, types.PushedModel.TYPE_NAME))
   model = outputs.get((trainer_id, types.Model.TYPE_NAME))
   model_run = outputs.get((trainer_id, types.ModelRun.TYPE_NAME))
+  latency_ms, mistakes = _served_figures(model, eval_rows, label_names)
   return ModelRecord(
       metrics=metrics,
       blessed=None if blessed is None else bool(blessed),
@@ -311,7 +340,8 @@ def _model_record(outputs: Outputs, trainer_id: str, evaluator_id: str, pusher_i
       already_live=string_property(pushed, atomic_pusher.ALREADY_LIVE_KEY),
       model_run_dir=_uri(model_run),
       megabytes=export.megabytes_on_disk(model.uri) if model is not None else None,
-      latency_ms=_latency_ms(model, latency_texts),
+      latency_ms=latency_ms,
+      mistakes=mistakes,
       push_destination=push_destination,
       overall_plots=overall_plots,
       golden_metrics=load_evaluation(golden.uri)[0] if golden is not None else {})
@@ -343,17 +373,17 @@ def read_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optional[R
       outputs.get(('TextCleaningExampleGen', CleaningReport.TYPE_NAME)),
       outputs.get(('TextCleaningExampleGen', RejectedRows.TYPE_NAME)))
   drift = outputs.get(('DriftGate', DriftReport.TYPE_NAME))
-  latency_texts = ([text for text, _ in itertools.islice(
-      cleaned_examples(examples_uri, 'eval'), LATENCY_REQUESTS)] if examples_uri else [])
+  eval_rows = list(cleaned_examples(examples_uri, 'eval')) if examples_uri else []
   student = None
   if any(node == pipeline.STUDENT_TRAINER_ID for node, _ in outputs):
     student = _model_record(outputs, pipeline.STUDENT_TRAINER_ID, pipeline.STUDENT_EVALUATOR_ID,
-                            pipeline.STUDENT_PUSHER_ID, student_destination, latency_texts)
+                            pipeline.STUDENT_PUSHER_ID, student_destination, eval_rows,
+                            label_names)
   return RunRecord(
       run_id=context.name,
       cleaning=cleaning,
       model=_model_record(outputs, pipeline.TRAINER_ID, pipeline.EVALUATOR_ID,
-                          pipeline.PUSHER_ID, teacher_destination, latency_texts,
+                          pipeline.PUSHER_ID, teacher_destination, eval_rows, label_names,
                           pipeline.GOLDEN_EVALUATOR_ID),
       student=student,
       teacher_pass=_read_teacher_pass(student) if student else None,

@@ -17,7 +17,7 @@ PER_CLASS_METRIC = re.compile(r'(?P<name>\w+)\[classId:(?P<class_id>\d+)\]')
 PER_CLASS_COLUMNS = {'precision': 'precision', 'recall': 'recall', 'auc': 'AUC'}  # -> heading
 
 
-def _class_name(class_names: List[str], class_id: int) -> str:
+def class_name(class_names: List[str], class_id: int) -> str:
   return class_names[class_id] if class_id < len(class_names) else f'class {class_id}'
 
 
@@ -48,11 +48,11 @@ def format_metrics_table(metrics: Dict[str, Dict[str, float]], class_names: List
     if match and match['name'] in PER_CLASS_COLUMNS:
       per_class.setdefault(int(match['class_id']), {})[match['name']] = value
   if per_class:
-    width = max(len(_class_name(class_names, i)) for i in per_class) + 2
+    width = max(len(class_name(class_names, i)) for i in per_class) + 2
     lines.append(f"  {'class':<{width}}"
                  + ''.join(f'{heading:>10}' for heading in PER_CLASS_COLUMNS.values()))
     for class_id, values in sorted(per_class.items()):
-      lines.append(f'  {_class_name(class_names, class_id):<{width}}' + ''.join(
+      lines.append(f'  {class_name(class_names, class_id):<{width}}' + ''.join(
           f"{'-':>10}" if math.isnan(values.get(c, math.nan)) else f'{values[c]:>10.4f}'
           for c in PER_CLASS_COLUMNS))
   sliced = {name: values for name, values in metrics.items()
@@ -74,8 +74,7 @@ def format_spans(summary: RunRecord) -> List[str]:
   if not summary.spans:
     return []
   plan = summary.spans
-  lines = [f"Spans: newest {plan['newest']} (evaluated on its eval split), trained on "
-           f"{span_range(plan['window'])}."]
+  lines = [f"Spans: newest {plan['newest']}, trained on {span_range(plan['window'])}."]
   if summary.drift:
     drift = summary.drift
     marked = ' (on_drift: warn, trained anyway)' if drift.get('drifted') else ''

@@ -115,7 +115,8 @@ def test_the_run_report_renders_in_chromium_with_its_charts(runs):
   assert all(alt.strip() for alt in page['image_alts']), page['image_alts']
   for text in ('Data', 'read 3,200', 'kept: train', 'TFDV statistics', 'TFDV anomalies',
                'negative', 'positive', 'Against the last blessed model', 'Training',
-               'tensorboard --logdir', 'ms per text at batch 1', 'History of this pipeline'):
+               'tensorboard --logdir', 'ms per text at batch 1', 'History of this pipeline',
+               'Classes most often confused', 'The most confident mistakes'):
     assert text in page['text'], text
   assert 'classId' not in page['text']
 

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Optional
 
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
@@ -238,3 +239,14 @@ def test_local_runner_names_its_run_and_cached_executions_count(tmp_path):
   assert outputs['run-1'][0] == metadata_store_pb2.Execution.COMPLETE
   assert outputs['run-2'] == (metadata_store_pb2.Execution.CACHED, outputs['run-1'][1])
   assert run_record.read_run(config, 'run-2').run_id == 'run-2'
+
+
+def test_the_most_confident_mistakes_are_chosen_per_actual_class():
+  rows = [('a', 'neg'), ('b', 'neg'), ('c', 'neg'), ('d', 'pos'), ('e', 'pos'), ('f', 'other')]
+  probabilities = np.array([[0.1, 0.9], [0.3, 0.7], [0.8, 0.2], [0.6, 0.4], [0.95, 0.05],
+                            [0.5, 0.5]])
+  mistakes = run_record.most_confident_mistakes(rows, probabilities, ['neg', 'pos'], per_class=1)
+  # One per actual class, surest first; right answers and unknown labels are no mistakes.
+  assert [(m['text'], m['actual'], m['predicted']) for m in mistakes] == [
+      ('e', 1, 0), ('a', 0, 1)]
+  assert mistakes[0]['probability'] == pytest.approx(0.95)

@@ -214,7 +214,7 @@ def test_scheduled_runs_learn_from_new_spans_and_stop_on_drift(tmp_path):
   assert first.spans == {'newest': 1, 'window': [1], 'baseline': None}
   assert first.drift['verdict'] == 'span 1 is the first span: nothing to compare it with'
   text = run_summary.format_summary(first, 60)
-  assert 'Spans: newest 1 (evaluated on its eval split), trained on 1.' in text
+  assert 'Spans: newest 1, trained on 1.' in text
   assert first.model.pushed_to
   assert first.model.golden_metrics['overall']['example_count'] == 100
   assert 'Golden file: accuracy ' in text
@@ -234,7 +234,7 @@ def test_scheduled_runs_learn_from_new_spans_and_stop_on_drift(tmp_path):
   assert all(m['value'] < m['threshold'] for m in second.drift['measurements'])
   assert second.cleaning['kept']['train_minus_1'] == 1200
   text = run_summary.format_summary(second, 60)
-  assert 'Spans: newest 2 (evaluated on its eval split), trained on 1-2.' in text
+  assert 'Spans: newest 2, trained on 1-2.' in text
   assert 'Drift: span 2 against span 1: no drift.' in text
   assert 'the last blessed model' in text  # both models on span 2's eval split
   assert re.search(r'Golden file: accuracy \d\.\d{4} on 100 examples; the last blessed model '

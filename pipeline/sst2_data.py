@@ -50,7 +50,7 @@ def is_complete(folder: str) -> bool:
   return all(os.path.isfile(os.path.join(folder, name)) for name in FILES.values())
 
 
-def how_to_provide(folder: str) -> str:
+def _how_to_provide(folder: str) -> str:
   return (f'Where the internet is reachable, run `python -m pipeline.sst2_data` (and copy '
           f'{folder} here), or put GLUE SST-2\'s train.tsv and dev.tsv (renamed validation.tsv) '
           f'in {folder}')
@@ -80,7 +80,7 @@ def fetch(folder: str, url: str, sha256: str, timeout: float = TIMEOUT_SECONDS) 
       reason = (error.reason if isinstance(error, urllib.error.URLError)
                 and not isinstance(error, urllib.error.HTTPError) else error)
       raise FetchError(f'Cannot download SST-2 from {url} ({reason}). '
-                       f'{how_to_provide(folder)}.') from None
+                       f'{_how_to_provide(folder)}.') from None
     if actual != sha256:
       raise FetchError(f'{url} is not GLUE\'s SST-2 archive: its SHA-256 is {actual}, expected '
                        f'{sha256}; nothing was unpacked.')

@@ -4,6 +4,7 @@ check of the input files before anything runs."""
 
 import hashlib
 import os
+import socket
 import zipfile
 
 import pytest
@@ -83,6 +84,22 @@ def test_an_unreachable_archive_says_how_to_provide_the_files(tmp_path, url):
   assert message.startswith(f'Cannot download SST-2 from {url} (') and '\n' not in message
   assert 'python -m pipeline.sst2_data' in message and f'in {folder}' in message
   assert os.listdir(tmp_path / 'cache') == []
+
+
+def test_a_server_that_never_answers_times_out(tmp_path):
+  with socket.create_server(('127.0.0.1', 0)) as server:  # accepts, then says nothing
+    url = f'http://127.0.0.1:{server.getsockname()[1]}/SST-2.zip'
+    with pytest.raises(sst2_data.FetchError, match=r'^Cannot download SST-2 from .* \(timed out\)'):
+      sst2_data.fetch(str(tmp_path / 'cache' / 'sst2'), url, sst2_data.SHA256, timeout=0.5)
+
+
+def test_a_folder_holding_other_files_is_not_overwritten(tmp_path, archive):
+  folder = tmp_path / 'cache' / 'sst2'
+  folder.mkdir(parents=True)
+  (folder / 'train.tsv').write_text('mine\n')
+  with pytest.raises(sst2_data.FetchError, match=f'^Cannot put SST-2 in {folder}: '):
+    sst2_data.fetch(str(folder), *archive)
+  assert os.listdir(folder) == ['train.tsv'] and os.listdir(tmp_path / 'cache') == ['sst2']
 
 
 def test_the_fetch_command_prints_the_folder(tmp_path, archive, monkeypatch, capsys):

@@ -5,10 +5,12 @@ the code that reads them, in models/settings.py) plus where things live and what
 Its nested settings objects are handed to module code as plain dicts (`custom_config`), so
 Transform and Trainer see exactly these values. Runners build it from a dataset file
 (models/dataset_file.py; pipeline/datasets/sst2.yaml, the bundled SST-2 data, by default), then
-the environment (see `from_env`).
+the environment (see `from_env`). The local runner then checks that the input files are here
+(`with_local_data`); SST-2's fall back to a downloaded copy (pipeline/sst2_data.py).
 """
 
 import dataclasses
+import glob
 import json
 import os
 from typing import Tuple
@@ -18,10 +20,16 @@ from models.settings import (DEFAULT_MODEL_NAME, REPO_ROOT, SHAPE_MODEL_FIELDS,
                              DistillationSettings, DriftSettings, IngestionSettings, ModelSettings,
                              PreprocessingSettings, TrainingSettings, TuningSettings,
                              resolve_search_space, student_custom_config, with_overrides)
+from pipeline import sst2_data
 
 
 # The bundled data's dataset file: what runs use when none is named.
 DEFAULT_DATASET_FILE = os.path.join(REPO_ROOT, 'pipeline', 'datasets', 'sst2.yaml')
+
+
+def dataset_path(dataset: str = '') -> str:
+  """The dataset file a run reads: `dataset`, else TEXT_CLASSIFIER_DATASET, else SST-2's."""
+  return dataset or os.environ.get('TEXT_CLASSIFIER_DATASET') or DEFAULT_DATASET_FILE
 
 
 def json_from_env(name: str) -> dict:
@@ -104,8 +112,7 @@ class PipelineConfig:
     """Defaults, then the dataset file (`dataset`, else TEXT_CLASSIFIER_DATASET, else SST-2's),
     then the environment: TEXT_CLASSIFIER_{DATA_ROOT,OUTPUT_DIR,SERVING_DIR} set paths, and
     TEXT_CLASSIFIER_OVERRIDES (JSON, e.g. '{"training": {"epochs": 2}}') any other field."""
-    dataset = dataset or os.environ.get('TEXT_CLASSIFIER_DATASET') or DEFAULT_DATASET_FILE
-    config = with_overrides(cls(), dataset_file.load(dataset))
+    config = with_overrides(cls(), dataset_file.load(dataset_path(dataset)))
     config = with_overrides(config, json_from_env('TEXT_CLASSIFIER_OVERRIDES'))
     data_root = os.environ.get('TEXT_CLASSIFIER_DATA_ROOT')
     if data_root:
@@ -115,6 +122,58 @@ class PipelineConfig:
         config,
         output_dir=os.environ.get('TEXT_CLASSIFIER_OUTPUT_DIR', config.output_dir),
         serving_model_dir=os.environ.get('TEXT_CLASSIFIER_SERVING_DIR', config.serving_model_dir))
+
+
+class MissingDataError(ValueError):
+  """The run's input files are not on this machine; says where it looked and how to provide
+  them."""
+
+
+def missing_data(ingestion: IngestionSettings) -> str:
+  """The first of the run's inputs that is not on this machine, a path or pattern ('' when
+  none): each file pattern must match a file. With spans, only data_root must exist: resolving
+  spans is the cleaning ExampleGen's job, with its own errors. Remote (gs://) data is not
+  checked."""
+  root = ingestion.data_root
+  if '://' in root:
+    return ''
+  if not os.path.isdir(root):
+    return root
+  if ingestion.has_spans:
+    return ''
+  for pattern in (ingestion.train_pattern, ingestion.eval_pattern, ingestion.golden_pattern):
+    if pattern and not glob.glob(os.path.join(root, pattern)):
+      return os.path.join(root, pattern)
+  return ''
+
+
+def with_local_data(config: PipelineConfig, dataset: str = '') -> PipelineConfig:
+  """`config` once its input files are known to be here, before anything runs. The default
+  dataset (SST-2) falls back to the fetched copy (pipeline/sst2_data.py): its data_root becomes
+  the cache folder, downloaded into first if empty. A MissingDataError otherwise, in one line."""
+  missing = missing_data(config.ingestion)
+  if not missing:
+    return config
+  if os.path.abspath(dataset_path(dataset)) != DEFAULT_DATASET_FILE:
+    raise MissingDataError(
+        f'No input files at {missing} (dataset file {dataset_path(dataset)}). Put the files '
+        'there, set TEXT_CLASSIFIER_DATA_ROOT to the folder holding them, or pass --dataset '
+        'FILE describing other data.')
+  cache = sst2_data.cache_dir()
+  root = config.ingestion.data_root
+  if sst2_data.is_complete(cache):
+    print(f'SST-2 is not in {root}: reading the copy in {cache}.')
+  else:
+    print(f'SST-2 is not in {root}: downloading it into {cache}.', flush=True)
+    try:
+      sst2_data.fetch(cache, sst2_data.archive_url(), sst2_data.SHA256)
+    except sst2_data.FetchError as error:
+      raise MissingDataError(
+          f"SST-2's files are not in {root} nor in {cache}. {error} Or set "
+          'TEXT_CLASSIFIER_DATA_ROOT to a folder holding them, or pass --dataset FILE for other '
+          'data.') from None
+  return dataclasses.replace(
+      config, ingestion=dataclasses.replace(config.ingestion, data_root=cache))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,10 @@
     python -m pipeline.local_runner [--dataset FILE] [--verbose]   # the whole pipeline, then a
                                                                    # summary of the run
 
+The input files are checked before anything runs: missing ones are a one-line error (exit code
+2). The default dataset's (SST-2) are read from, or downloaded into, a cache folder when its
+data_root has none (pipeline/sst2_data.py).
+
 By default the output is one line per component and the Trainer's epochs; --verbose (or
 TEXT_CLASSIFIER_VERBOSE=1) brings back all TF, Beam and TFX logging.
 
@@ -136,12 +140,17 @@ def main(argv=None) -> bool:
   if not args.verbose:
     progress.silence_before_imports()
   from pipeline import run_record, run_summary  # pylint: disable=import-outside-toplevel
-  from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
+  from pipeline import config as config_lib  # pylint: disable=import-outside-toplevel
 
   try:
-    config = PipelineConfig.from_env(args.dataset)
+    config = config_lib.PipelineConfig.from_env(args.dataset)
   except ValueError as error:  # a dataset file or override that describes no usable run
     raise SystemExit(f'error: {error}') from None
+  try:  # now, not when ExampleGen reads them minutes later
+    config = config_lib.with_local_data(config, args.dataset)
+  except config_lib.MissingDataError as error:
+    print(f'error: {error}', file=sys.stderr)
+    raise SystemExit(2) from None  # a usage error, as argparse's
   with one_run_at_a_time(config.pipeline_root):
     run_id = datetime.datetime.now().isoformat()  # as LocalDagRunner would name it
     interrupted = mark_interrupted_executions(config.metadata_path, run_id)

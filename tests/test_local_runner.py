@@ -14,8 +14,15 @@ from pipeline import local_runner
 
 
 def run_runner(tmp_path, *args):
+  # Input files of its own, so that the runner gets past its data check on any machine without
+  # fetching SST-2 (pipeline/sst2_data.py).
+  data = tmp_path / 'data'
+  data.mkdir(exist_ok=True)
+  for name in ('train.tsv', 'validation.tsv'):
+    (data / name).write_text('sentence\tlabel\n')
   environment = dict(os.environ, TEXT_CLASSIFIER_OUTPUT_DIR=str(tmp_path / 'out'),
-                     TEXT_CLASSIFIER_SERVING_DIR=str(tmp_path / 'serving'))
+                     TEXT_CLASSIFIER_SERVING_DIR=str(tmp_path / 'serving'),
+                     TEXT_CLASSIFIER_DATA_ROOT=str(data))
   return subprocess.run([sys.executable, '-m', 'pipeline.local_runner', *args], cwd=REPO_ROOT,
                         env=environment, capture_output=True, text=True, timeout=300)
 

@@ -25,6 +25,7 @@ from models import dataset_file
 from models.settings import REPO_ROOT, IngestionSettings
 from pipeline import pipeline as pipeline_lib, run_record, run_summary
 from pipeline.config import PipelineConfig
+from serving import model_config
 from tests.helpers import open_in_chromium
 
 QUESTION_CLASSES = {'ABBR': 'abbreviation', 'DESC': 'description', 'ENTY': 'entity',
@@ -324,11 +325,15 @@ def test_two_datasets_one_after_the_other_get_separate_served_models(tmp_path):
     last_line = result.stdout.strip().splitlines()[-1]
     assert last_line.startswith(f'Report: file://{tmp_path}/tfx_output/pipeline_root/{name}/')
     reports[name] = last_line[len('Report: file://'):]
-  assert sorted(os.listdir(tmp_path / 'serving_model')) == ['news', 'questions']
+  assert model_config.model_names(str(tmp_path / 'serving_model')) == ['news', 'questions']
+  # TF Serving's config for what was pushed: both models.
+  assert [entry.name for entry in model_config.read_config(
+      str(tmp_path / 'serving_model')).model_config_list.config] == ['news', 'questions']
   page = open_in_chromium(reports['questions'])
   assert page['console_errors'] == []
-  # Label and length distributions, confusion matrix, reliability, slices, training curves.
-  assert len(page['image_widths']) == 5 and all(page['image_widths']), page['image_widths']
+  # Label and length distributions, confusion matrix, reliability, slices, training curves,
+  # the history.
+  assert len(page['image_widths']) == 6 and all(page['image_widths']), page['image_widths']
   for text in ('rejected: unknown_label 1', 'rejected: empty_text 1', 'TFDV anomalies',
                *QUESTION_CLASSES.values(), 'No blessed model to compare with yet',
                f"train.tsv:{6 * 40 + 2}"):  # the rejected row's record, after the header
@@ -337,12 +342,12 @@ def test_two_datasets_one_after_the_other_get_separate_served_models(tmp_path):
   assert sorted(os.listdir(tmp_path / 'tfx_output' / 'metadata')) == ['news', 'questions']
 
   # The served label is the class's display name, in a fresh process.
-  [version] = os.listdir(tmp_path / 'serving_model' / 'news')
+  [version] = model_config.versions(str(tmp_path / 'serving_model' / 'news'))
   served = subprocess.run(
       [sys.executable, '-c', 'import sys, tensorflow_text, tensorflow as tf; '
        'm = tf.saved_model.load(sys.argv[1]); '
        'print(m.signatures["serving_default"](text=tf.constant(["stocks fall"]))["label"]'
-       '.numpy()[0].decode())', str(tmp_path / 'serving_model' / 'news' / version)],
+       '.numpy()[0].decode())', str(tmp_path / 'serving_model' / 'news' / str(version))],
       capture_output=True, text=True, check=True)
   assert served.stdout.strip().splitlines()[-1] in NEWS_CLASSES
 
@@ -356,7 +361,7 @@ def test_two_datasets_one_after_the_other_get_separate_served_models(tmp_path):
   last_line = result.stderr.strip().splitlines()[-2]  # then the hint about --verbose
   assert last_line.startswith("error: ClassMismatchError: The last blessed model classifies "
                               "['1', '2', '3', '4'], this one ['4', '3', '2', '1']"), result.stderr
-  assert os.listdir(tmp_path / 'serving_model' / 'news') == [version]  # nothing pushed
+  assert model_config.versions(str(tmp_path / 'serving_model' / 'news')) == [version]  # none new
 
 
 def test_ingestion_settings_refuse_display_names_that_do_not_match():

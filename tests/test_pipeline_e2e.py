@@ -18,6 +18,7 @@ from pipeline import history, local_runner, report, run_record, run_summary
 from components import atomic_pusher
 from components.described_schema import described_schema
 from models.settings import DistillationSettings, TuningSettings
+from serving import model_config, push_record
 from tests.helpers import (CACHED_ON_RERUN, latest_executions, open_in_chromium, open_store,
                            small_config)
 
@@ -74,8 +75,10 @@ def test_model_is_pushed_and_serves_raw_text_in_a_fresh_process(runs):
   summary = run_record.read_run(config)
   assert summary.model.blessed is True
   assert summary.model.pushed_to and summary.model.pushed_to.startswith(config.push_destination)
-  versions = os.listdir(config.push_destination)
-  assert versions and all(v.isdigit() for v in versions)
+  assert model_config.versions(config.push_destination)
+  # Nothing else beside the versions but the push records TF Serving ignores.
+  assert set(os.listdir(config.push_destination)) == {
+      str(v) for v in model_config.versions(config.push_destination)} | {push_record.RECORD_NAME}
 
   result = subprocess.run([sys.executable, '-c', LOAD_AND_PREDICT, summary.model.pushed_to],
                           capture_output=True, text=True, check=True)

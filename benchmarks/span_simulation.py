@@ -3,15 +3,16 @@ and the pipeline runs once per span, as a schedule would run it.
 
     python -m benchmarks.span_simulation [--dataset FILE] [--spans 4] [--window 2]
         [--label-shift SPAN] [--architecture transformer|pretrained] [--max-steps N]
-        [--warm-start] [--output DIR]
+        [--warm-start | --no-warm-start] [--output DIR]
 
 The dataset file's training rows (default: SST-2's) are shuffled with a fixed seed and cut into K
 spans, written as JSON Lines under <output>/data/span-<k>/train.jsonl just before run k; its eval
 file (or the newest span, when it has none) judges every run. --label-shift S keeps 90% of span
 S's rows in the last class (a planted drift, which the run over span S stops on; the span after it
 drifts back). All runs share one pipeline root, metadata store and serving folder under <output>,
-so each run compares with the previous span, starts from the last blessed model with
---warm-start, and is judged against it. One line per span: its rows, the drift verdict and values,
+so each run compares with the previous span, starts from the last blessed model when warm
+starting (the pipeline's default for a pretrained backbone; --warm-start / --no-warm-start), and
+is judged against it. One line per span: its rows, the drift verdict and values,
 the candidate's and the live model's accuracy, blessed, pushed, minutes.
 """
 
@@ -99,8 +100,9 @@ def main() -> None:
   parser.add_argument('--architecture', choices=('transformer', 'pretrained'),
                       default='transformer', help='the model (default: the from-scratch one)')
   parser.add_argument('--max-steps', type=int, default=None, help='training steps per run')
-  parser.add_argument('--warm-start', action='store_true',
-                      help='start each run from the last blessed model')
+  parser.add_argument('--warm-start', action=argparse.BooleanOptionalAction, default=None,
+                      help='start each run from the last blessed model (default: the '
+                           "pipeline's: on for a pretrained backbone)")
   parser.add_argument('--output', default='span_simulation', metavar='DIR')
   args = parser.parse_args()
   if args.label_shift is not None and not 1 <= args.label_shift <= args.spans:
@@ -127,7 +129,7 @@ def main() -> None:
   config = dataclasses.replace(config, output_dir=os.path.join(output, 'tfx_output'),
                                serving_model_dir=os.path.join(output, 'serving_model'))
   print(f'{len(chunks)} spans of {", ".join(str(len(c)) for c in chunks)} rows; window '
-        f'{args.window}; {args.architecture}; warm start {args.warm_start}; output {output}',
+        f'{args.window}; {args.architecture}; warm start {config.warm_start}; output {output}',
         flush=True)
   started = time.time()
   for span, rows in enumerate(chunks, start=1):

@@ -78,12 +78,20 @@ class PipelineConfig:
   def __post_init__(self):
     if self.distillation.enabled:
       student_custom_config(self.model, self.distillation)  # refuses a mismatched student
-    if self.training.warm_start and self.tuning.enabled:
+    if self.warm_start and self.tuning.enabled:
       reshaping = [name for name, _ in resolve_search_space(self.model, self.tuning)
                    if name.partition('.')[2] in SHAPE_MODEL_FIELDS and name.startswith('model.')]
       if reshaping:
         raise ValueError(f'warm_start keeps the base model\'s architecture, so the Tuner cannot '
                          f'search {reshaping}; remove them from tuning.search_space.')
+
+  @property
+  def warm_start(self) -> bool:
+    """training.warm_start, or where it is unset, whether this is a span dataset with a
+    pretrained backbone: new spans continue the fine-tuned model."""
+    if self.training.warm_start is not None:
+      return self.training.warm_start
+    return self.ingestion.has_spans and self.model.architecture == 'pretrained'
 
   @property
   def pipeline_root(self) -> str:

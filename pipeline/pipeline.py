@@ -194,7 +194,8 @@ def create_pipeline(config: PipelineConfig,
   model_resolver = latest_blessed_model(TRAINER_ID, EVALUATOR_ID)
 
   model_config = {'model': as_custom_config(config.model),
-                  'training': as_custom_config(config.training),
+                  'training': as_custom_config(
+                      dataclasses.replace(config.training, warm_start=config.warm_start)),
                   CLASS_DISPLAY_NAMES_KEY: list(config.ingestion.display_names)}
   # What the Tuner's trials and the Trainer both train on.
   train_args = tfx.proto.TrainArgs(splits=training_splits) if has_spans else tfx.proto.TrainArgs()
@@ -210,7 +211,7 @@ def create_pipeline(config: PipelineConfig,
 
   trainer = tfx.components.Trainer(
       run_fn=RUN_FN, **training_inputs,
-      base_model=model_resolver.outputs['model'] if config.training.warm_start else None,
+      base_model=model_resolver.outputs['model'] if config.warm_start else None,
       hyperparameters=tuner.outputs['best_hyperparameters'] if tuner else None,
       custom_config={**model_config, **(trainer_custom_config or {})}).with_id(TRAINER_ID)
 

@@ -16,9 +16,11 @@ from components.cleaning import __main__ as preview, spans
 from components.cleaning.component import input_config_for
 from components.cleaning.readers import InputError
 from models import dataset_file
-from models.settings import DriftSettings, IngestionSettings
+from models.settings import DriftSettings, IngestionSettings, with_overrides
 from models.features import ACCURACY_METRIC
 from pipeline import history, local_runner, report, run_record, run_summary
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_pipeline
 from serving import model_config, push_record, versions
 from tests.helpers import SST2_DIR, latest_executions, open_in_chromium, small_config
 
@@ -165,6 +167,18 @@ def test_a_dataset_file_names_spans_a_window_and_drift_thresholds(tmp_path):
   path.write_text("name: reviews\ntrain: 'span-{SPAN}/train.tsv'\nwindow: '3'\n")
   with pytest.raises(dataset_file.DatasetFileError, match='window must be a whole number'):
     dataset_file.load(str(path))
+
+
+def test_span_datasets_with_a_pretrained_backbone_warm_start_by_default(tmp_path):
+  spans_dataset = {'ingestion': {'data_root': str(tmp_path), 'train_pattern': 's-{SPAN}/*.tsv'}}
+  pretrained = with_overrides(PipelineConfig(), spans_dataset)
+  assert pretrained.warm_start and not PipelineConfig().warm_start  # no spans: off
+  assert not with_overrides(pretrained, {'model': {'architecture': 'transformer'}}).warm_start
+  assert not with_overrides(pretrained, {'training': {'warm_start': False}}).warm_start
+  # The Trainer gets the last blessed model, and the resolved setting.
+  [trainer] = [node for node in create_pipeline(pretrained).components if node.id == 'Trainer']
+  assert 'base_model' in trainer.inputs
+  assert json.loads(trainer.exec_properties['custom_config'])['training']['warm_start'] is True
 
 
 def test_the_drift_check_compares_labels_lengths_and_words_with_the_thresholds():

@@ -13,7 +13,7 @@ run stopped by its drift gate still has.
 import dataclasses
 import datetime
 import json
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -23,10 +23,9 @@ from components.cleaning.component import SPANS_KEY, CleaningReport
 from components.drift_gate import measured_drift
 from pipeline import pipeline
 from pipeline.config import PipelineConfig
-from pipeline.run_record import (NODE_CONTEXT, PIPELINE_RUN_CONTEXT, float_property,
+from pipeline.run_record import (EXAMPLE_GEN_ID, NODE_CONTEXT, PIPELINE_RUN_CONTEXT, float_property,
                                  int_property, open_store, run_outputs, string_property)
 
-EXAMPLE_GEN = 'TextCleaningExampleGen'
 
 
 @dataclasses.dataclass
@@ -45,12 +44,16 @@ class PastRun:
   pushed_version: Optional[str]  # the version this run pushed
 
 
-def _outcome(store, context) -> str:
-  states = {}
-  for node in store.get_contexts_by_type(NODE_CONTEXT):
-    for execution in store.get_executions_by_context(node.id):
-      states[execution.id] = (node.name.split('.', 1)[1], execution.last_known_state)
-  run = [states[e.id] for e in store.get_executions_by_context(context.id) if e.id in states]
+def _node_ids(store) -> Dict[int, str]:
+  """Execution id -> its node's id, for every execution in the store: read once for all runs."""
+  return {execution.id: node.name.split('.', 1)[1]  # '<pipeline>.<node id>'
+          for node in store.get_contexts_by_type(NODE_CONTEXT)
+          for execution in store.get_executions_by_context(node.id)}
+
+
+def _outcome(store, context, node_ids: Dict[int, str]) -> str:
+  run = [(node_ids[e.id], e.last_known_state) for e in store.get_executions_by_context(context.id)
+         if e.id in node_ids]
   failed = [node for node, state in run if state == metadata_store_pb2.Execution.FAILED]
   if failed:
     return f'stopped at {failed[0]}'
@@ -60,13 +63,13 @@ def _outcome(store, context) -> str:
   return 'trained' if trainer else 'not trained'
 
 
-def _past_run(store, context) -> PastRun:
+def _past_run(store, context, node_ids: Dict[int, str]) -> PastRun:
   outputs = run_outputs(store, context)
   types = tfx.types.standard_artifacts
-  examples = outputs.get((EXAMPLE_GEN, types.Examples.TYPE_NAME))
+  examples = outputs.get((EXAMPLE_GEN_ID, types.Examples.TYPE_NAME))
   spans_text = string_property(examples, SPANS_KEY)
   spans = json.loads(spans_text) if spans_text else None
-  report = outputs.get((EXAMPLE_GEN, CleaningReport.TYPE_NAME))
+  report = outputs.get((EXAMPLE_GEN_ID, CleaningReport.TYPE_NAME))
   anomalies = outputs.get(('DistributionValidator', types.ExampleAnomalies.TYPE_NAME))
   blessing = outputs.get((pipeline.EVALUATOR_ID, types.ModelBlessing.TYPE_NAME))
   pushed = outputs.get((pipeline.PUSHER_ID, types.PushedModel.TYPE_NAME))
@@ -74,7 +77,7 @@ def _past_run(store, context) -> PastRun:
   return PastRun(
       run_id=context.name,
       started=datetime.datetime.fromtimestamp(context.create_time_since_epoch / 1000),
-      outcome=_outcome(store, context),
+      outcome=_outcome(store, context, node_ids),
       spans=spans,
       read=int_property(report, 'read'),
       kept=int_property(report, 'kept_total'),
@@ -94,4 +97,5 @@ def read_history(config: PipelineConfig) -> List[PastRun]:
   if store is None:
     return []
   runs = sorted(store.get_contexts_by_type(PIPELINE_RUN_CONTEXT), key=lambda c: c.id)
-  return [_past_run(store, context) for context in runs]
+  node_ids = _node_ids(store)
+  return [_past_run(store, context, node_ids) for context in runs]

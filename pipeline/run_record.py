@@ -42,6 +42,8 @@ PIPELINE_RUN_CONTEXT = 'pipeline_run'
 NODE_CONTEXT = 'node'
 ACCURACY_METRIC = features.ACCURACY_METRIC
 CONFUSION_PLOT = 'multiClassConfusionMatrixAtThresholds'
+# The ingestion's node id (TFX's default: the component's class name).
+EXAMPLE_GEN_ID = 'TextCleaningExampleGen'
 # Eval texts sent one per request to time each model of the run.
 LATENCY_REQUESTS = 100
 # The report's most confident mistakes, per true class.
@@ -368,10 +370,10 @@ def read_run(config: PipelineConfig, run_id: Optional[str] = None) -> Optional[R
   label_names = list(config.ingestion.label_names) or (
       model_classes(model.uri) if model is not None else None) or []
   teacher_destination, student_destination = pipeline.push_destinations(config)
-  examples_uri = _uri(outputs.get(('TextCleaningExampleGen', types.Examples.TYPE_NAME)))
+  examples_uri = _uri(outputs.get((EXAMPLE_GEN_ID, types.Examples.TYPE_NAME)))
   cleaning = _read_cleaning_report(
-      outputs.get(('TextCleaningExampleGen', CleaningReport.TYPE_NAME)),
-      outputs.get(('TextCleaningExampleGen', RejectedRows.TYPE_NAME)))
+      outputs.get((EXAMPLE_GEN_ID, CleaningReport.TYPE_NAME)),
+      outputs.get((EXAMPLE_GEN_ID, RejectedRows.TYPE_NAME)))
   drift = outputs.get(('DriftGate', DriftReport.TYPE_NAME))
   eval_rows = list(cleaned_examples(examples_uri, 'eval')) if examples_uri else []
   student = None

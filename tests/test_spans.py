@@ -57,7 +57,7 @@ def test_the_newest_span_and_a_window_of_the_newest_spans(tmp_path):
   # At the start of the data the window is what exists.
   assert spans.plan(settings(tmp_path, window=3), 1) == spans.SpanPlan(1, (1,), None)
   window = settings(tmp_path, window=3)
-  files = spans.input_files(window, spans.plan(window, 4), hash_split_input='')
+  files = spans.input_files(window, spans.plan(window, 4))
   relative = {split: [os.path.relpath(f, tmp_path) for f in files[split]] for split in files}
   assert relative == {'train': ['span-4/train.tsv'], 'eval': ['span-4/eval.tsv'],
                       'train_minus_1': ['span-3/train.tsv'], 'train_minus_2': ['span-2/train.tsv']}
@@ -71,14 +71,14 @@ def test_a_fixed_eval_file_or_an_eval_split_carved_from_the_newest_span(tmp_path
     write_span(tmp_path, span, ROWS)
   (tmp_path / 'golden.tsv').write_text(f'{HEADER}\na fine film\t1\n')
   fixed = settings(tmp_path, eval_pattern='golden.tsv')
-  files = spans.input_files(fixed, spans.plan(fixed, 2), hash_split_input='')
+  files = spans.input_files(fixed, spans.plan(fixed, 2))
   assert [os.path.basename(f) for f in files['eval']] == ['golden.tsv']
   golden = settings(tmp_path, eval_pattern='', golden_pattern='golden.tsv')
-  files = spans.input_files(golden, spans.plan(golden, 2), hash_split_input='')
+  files = spans.input_files(golden, spans.plan(golden, 2))
   assert sorted(files) == ['', 'golden', 'train_minus_1']
   assert [os.path.basename(f) for f in files['golden']] == ['golden.tsv']
   carved = settings(tmp_path, eval_pattern='')
-  files = spans.input_files(carved, spans.plan(carved, 2), hash_split_input='')
+  files = spans.input_files(carved, spans.plan(carved, 2))
   assert sorted(files) == ['', 'train_minus_1']  # '' : the newest span, split by a hash
 
 

@@ -79,7 +79,7 @@ def settings_and_files(args: argparse.Namespace):
     # The newest span, as a run would read it (its eval and golden files too); not the older
     # spans a run reads beside it.
     newest = max(spans.spans_on_disk(settings.data_root, settings.train_pattern))
-    files = spans.input_files(settings, spans.plan(settings, newest), hash_split_input='')
+    files = spans.input_files(settings, spans.plan(settings, newest))
     return settings, {split: paths for split, paths in files.items()
                       if split not in spans.older_span_splits(settings.window)}
   train = args.input or [os.path.join(settings.data_root, settings.train_pattern)]

@@ -123,7 +123,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     span_plan = None
     if settings.has_spans:
       span_plan = spans.plan(settings, int(exec_properties[example_gen_utils.SPAN_PROPERTY_NAME]))
-      input_files = spans.input_files(settings, span_plan, hash_split_input='')
+      input_files = spans.input_files(settings, span_plan)
       output_splits = (*required_splits, *spans.older_span_splits(settings.window))
       logging.info('Spans: newest %d, training window %s, compared with %s.', span_plan.newest,
                    span_plan.window, span_plan.baseline)
@@ -176,7 +176,7 @@ class SpanDriver(example_gen_driver.FileBasedDriver):
                                                       component_info)
     if settings.has_spans:
       span_plan = spans.plan(settings, exec_properties[example_gen_utils.SPAN_PROPERTY_NAME])
-      older = spans.input_files(settings, span_plan, hash_split_input='')
+      older = spans.input_files(settings, span_plan)
       extra = [io_utils.generate_fingerprint(split, path) for split, paths in sorted(older.items())
                if split not in ('', 'train') for path in paths]
       exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME] = '\n'.join(

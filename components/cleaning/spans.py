@@ -13,10 +13,9 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
-from apache_beam.io.filesystems import FileSystems
 from tfx.dsl.io import fileio
 
-from components.cleaning.readers import InputError
+from components.cleaning.readers import InputError, match_files
 from components.cleaning.rules import GOLDEN_SPLIT
 from models.settings import SPAN_SPEC, IngestionSettings
 
@@ -118,19 +117,14 @@ def plan(settings: IngestionSettings, newest: int) -> SpanPlan:
   return SpanPlan(newest=newest, window=window, baseline=max(older) if older else None)
 
 
-def input_files(settings: IngestionSettings, span_plan: SpanPlan,
-                hash_split_input: str) -> Dict[str, List[str]]:
-  """Input split -> files for a span run: the newest span's training files ('train', or
-  `hash_split_input` when the eval split is carved out of them), its eval files (the eval
-  pattern's newest span, or a fixed file), a golden file, and each older span's split. An older
-  split whose span does not exist (before the first span) has no files: it is written empty."""
+def input_files(settings: IngestionSettings, span_plan: SpanPlan) -> Dict[str, List[str]]:
+  """Input split -> files for a span run: the newest span's training files ('train', or '' when
+  the eval split is carved out of them by a hash), its eval files (the eval pattern's newest span,
+  or a fixed file), a golden file, and each older span's split. An older split whose span does
+  not exist (before the first span) has no files: it is written empty."""
   def files(pattern: str, span: Optional[int] = None) -> List[str]:
-    full = os.path.join(settings.data_root,
-                        pattern if span is None else pattern_for_span(pattern, span))
-    matched = sorted(m.path for m in FileSystems.match([full])[0].metadata_list)
-    if not matched:
-      raise InputError(f'No input file matches {full!r}.')
-    return matched
+    return match_files([os.path.join(
+        settings.data_root, pattern if span is None else pattern_for_span(pattern, span))])
 
   newest = span_plan.newest
   result = {}
@@ -139,7 +133,7 @@ def input_files(settings: IngestionSettings, span_plan: SpanPlan,
     result['eval'] = files(settings.eval_pattern,
                            newest if SPAN_SPEC.search(settings.eval_pattern) else None)
   else:
-    result[hash_split_input] = files(settings.train_pattern, newest)
+    result[''] = files(settings.train_pattern, newest)
   if settings.golden_pattern:
     result[GOLDEN_SPLIT] = files(settings.golden_pattern)
   for k, split in enumerate(older_span_splits(settings.window), start=1):

@@ -19,6 +19,8 @@ setuptools.setup(
         # The charts of each run's report.html, and its template.
         'matplotlib',
         'jinja2',
+        # The settings' types, allowed values and ranges, checked when a configuration is built.
+        'pydantic>=2.7,<3',
     ],
     package_data={'pipeline': ['templates/*.html']},
     # The default backbone's weights: requirements/backbone.txt (installed without its deps).

@@ -12,36 +12,18 @@ links.
 """
 
 import dataclasses
-import importlib.util
-import os
 from typing import List
 
 import keras
 import keras_hub
 
 from models import features, heads
+from models.backbone_handle import resolve_handle
 from models.settings import ModelSettings
 
-PACKAGE_SCHEME = 'package://'
 # Vocabulary field -> the tokenizer's attribute.
 _SPECIAL_TOKENS = {'pad_token': 'pad_token', 'unknown_token': 'oov_token', 'cls_token': 'cls_token',
                    'sep_token': 'sep_token'}
-
-
-def resolve_handle(backbone: str) -> str:
-  """The handle KerasHub's from_preset takes: 'package://pkg/dir' becomes that directory inside
-  the installed package (found without importing it); anything else is returned as it is."""
-  if not backbone.startswith(PACKAGE_SCHEME):
-    return backbone
-  package, _, folder = backbone[len(PACKAGE_SCHEME):].partition('/')
-  spec = importlib.util.find_spec(package)
-  if spec is None or not spec.submodule_search_locations:
-    raise ValueError(f'Backbone {backbone!r}: the Python package {package!r} is not installed '
-                     '(setup.py installs the default one; see the README).')
-  path = os.path.join(list(spec.submodule_search_locations)[0], folder)
-  if not os.path.isdir(path):
-    raise ValueError(f'Backbone {backbone!r}: {path} is not a directory.')
-  return path
 
 
 @dataclasses.dataclass(frozen=True)

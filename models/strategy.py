@@ -4,12 +4,15 @@ its number of replicas, and which process writes the outputs."""
 import json
 import math
 import os
+from typing import get_args
 
 import tensorflow as tf
 from absl import logging
 
-STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker', 'tpu')
-LEARNING_RATE_SCALINGS = ('linear', 'sqrt', 'none')
+from models import settings
+
+STRATEGIES = get_args(settings.Strategy)
+LEARNING_RATE_SCALINGS = get_args(settings.LearningRateScaling)
 
 
 def resolve_strategy_name(name: str, tpu_address: str = '', num_gpus: int = 0,

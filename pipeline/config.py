@@ -15,11 +15,15 @@ import json
 import os
 from typing import Tuple
 
+from pydantic import PositiveInt
+
 from models import dataset_file
+from models.backbone_handle import missing_local_backbone
 from models.settings import (DEFAULT_MODEL_NAME, REPO_ROOT, SHAPE_MODEL_FIELDS,
                              DistillationSettings, DriftSettings, IngestionSettings, ModelSettings,
-                             PreprocessingSettings, TrainingSettings, TuningSettings,
-                             resolve_search_space, student_custom_config, with_overrides)
+                             PreprocessingSettings, SettingsError, Share, TrainingSettings,
+                             TuningSettings, resolve_search_space, settings_dataclass,
+                             student_custom_config, with_overrides)
 from pipeline import sst2_data
 
 
@@ -45,34 +49,44 @@ def json_from_env(name: str) -> dict:
   return value
 
 
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class EvaluationSettings:
   """Evaluator: the thresholds a model must pass to be blessed."""
-  accuracy_lower_bound: float = 0.75
-  # A candidate may be at most this much less accurate than the last blessed model.
-  accuracy_regression_tolerance: float = 0.01
+  accuracy_lower_bound: Share = 0.75
+  """The eval split's accuracy a model needs to be blessed."""
+  accuracy_regression_tolerance: Share = 0.01
+  """A candidate may be at most this much less accurate than the last blessed model."""
 
 
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class PipelineConfig:
+  """The whole run: names, where outputs go, and every stage's settings."""
   pipeline_name: str = DEFAULT_MODEL_NAME
+  """The dataset's name unless set: names the pipeline root and the metadata store."""
   model_name: str = DEFAULT_MODEL_NAME
-  # Holds the pipeline root and the ml-metadata sqlite file of local runs.
+  """The dataset's name unless set: the TF Serving model's name."""
   output_dir: str = os.path.join(REPO_ROOT, 'tfx_output')
-  # TF Serving's model base path: versions land in <serving_model_dir>/<model_name>/<version>/.
+  """Holds the pipeline root and the ml-metadata sqlite file of local runs
+  (TEXT_CLASSIFIER_OUTPUT_DIR)."""
   serving_model_dir: str = os.path.join(REPO_ROOT, 'serving_model')
+  """TF Serving's model base path: versions land in <serving_model_dir>/<model_name>/<version>/
+  (TEXT_CLASSIFIER_SERVING_DIR)."""
   beam_pipeline_args: Tuple[str, ...] = ('--direct_running_mode=in_memory',)
-  # A curated schema the data is validated against (ImportSchemaGen). Empty: the schema is
-  # generated from the ingestion settings (a text feature, and the label names as its domain).
+  """Options for the Beam components (cleaning ExampleGen, StatisticsGen, Transform, Evaluator);
+  DirectRunner in memory locally."""
   schema_file: str = ''
+  """A curated schema the data is validated against (ImportSchemaGen). Empty: the schema is
+  generated from the ingestion settings (a text feature, and the label names as its domain)."""
   enable_cache: bool = True
+  """Components whose inputs and settings are unchanged reuse their last outputs (TFX's cache)."""
   ingestion: IngestionSettings = IngestionSettings()
   preprocessing: PreprocessingSettings = PreprocessingSettings()
   model: ModelSettings = ModelSettings()
   training: TrainingSettings = TrainingSettings()
   tuning: TuningSettings = TuningSettings()
   evaluation: EvaluationSettings = EvaluationSettings()
-  drift: DriftSettings = DriftSettings()  # only with spans
+  drift: DriftSettings = DriftSettings()
+  """Only read with spans."""
   distillation: DistillationSettings = DistillationSettings()
 
   def __post_init__(self):
@@ -119,20 +133,39 @@ class PipelineConfig:
   def from_env(cls, dataset: str = '') -> 'PipelineConfig':
     """Defaults, then the dataset file (`dataset`, else TEXT_CLASSIFIER_DATASET, else SST-2's),
     then the environment: TEXT_CLASSIFIER_{DATA_ROOT,OUTPUT_DIR,SERVING_DIR} set paths, and
-    TEXT_CLASSIFIER_OVERRIDES (JSON, e.g. '{"training": {"epochs": 2}}') any other field."""
-    config = with_overrides(cls(), dataset_file.load(dataset_path(dataset)))
-    config = with_overrides(config, json_from_env('TEXT_CLASSIFIER_OVERRIDES'))
-    data_root = os.environ.get('TEXT_CLASSIFIER_DATA_ROOT')
-    if data_root:
-      config = dataclasses.replace(
-          config, ingestion=dataclasses.replace(config.ingestion, data_root=data_root))
-    return dataclasses.replace(
-        config,
-        output_dir=os.environ.get('TEXT_CLASSIFIER_OUTPUT_DIR', config.output_dir),
-        serving_model_dir=os.environ.get('TEXT_CLASSIFIER_SERVING_DIR', config.serving_model_dir))
+    TEXT_CLASSIFIER_OVERRIDES (JSON, e.g. '{"training": {"epochs": 2}}') any other field.
+    The whole is checked at once: a SettingsError names what is not allowed, in one line."""
+    paths = {'output_dir': os.environ.get('TEXT_CLASSIFIER_OUTPUT_DIR'),
+             'serving_model_dir': os.environ.get('TEXT_CLASSIFIER_SERVING_DIR'),
+             'ingestion': {'data_root': os.environ.get('TEXT_CLASSIFIER_DATA_ROOT')}}
+    overrides = dataset_file.merge(
+        dataset_file.load(dataset_path(dataset)),
+        dataset_file.merge(json_from_env('TEXT_CLASSIFIER_OVERRIDES'), _set_values(paths)))
+    return with_overrides(cls(), overrides)
 
 
-class MissingDataError(ValueError):
+def _set_values(values: dict) -> dict:
+  """`values` without the entries left unset (None, empty), nested too."""
+  kept = {key: _set_values(value) if isinstance(value, dict) else value
+          for key, value in values.items()}
+  return {key: value for key, value in kept.items() if value}
+
+
+def check_local_files(config: PipelineConfig) -> None:
+  """The settings that name files on this machine name existing ones (a curated schema, a
+  backbone directory or package), or a SettingsError saying which. Remote paths are not
+  checked."""
+  schema = config.schema_file
+  if schema and '://' not in schema and not os.path.isfile(schema):
+    raise SettingsError(f'schema_file = {schema!r}: no such file (a curated schema, '
+                        'schema.pbtxt; leave it empty to generate one from the dataset file).')
+  if config.model.architecture == 'pretrained':
+    missing = missing_local_backbone(config.model.backbone)
+    if missing:
+      raise SettingsError(missing)
+
+
+class MissingDataError(SettingsError):
   """The run's input files are not on this machine; says where it looked and how to provide
   them."""
 
@@ -184,44 +217,56 @@ def with_local_data(config: PipelineConfig, dataset: str = '') -> PipelineConfig
       config, ingestion=dataclasses.replace(config.ingestion, data_root=cache))
 
 
-@dataclasses.dataclass(frozen=True)
+@settings_dataclass
 class CloudSettings:
   """Google Cloud, for pipeline/kubeflow_v2_runner.py and pipeline/schedule.py: Vertex AI Pipelines
   runs every component in `image`, the Beam components on Dataflow and the Trainer as a Vertex AI
   Training job. The defaults are placeholders; TEXT_CLASSIFIER_CLOUD_OVERRIDES (JSON, e.g.
   '{"project": "acme-ml", "region": "europe-west4"}') sets any field (`from_env`)."""
   project: str = 'my-project'
+  """The Google Cloud project that runs the pipeline."""
   region: str = 'us-central1'
-  # The pipeline image (Dockerfile) in Artifact Registry; the Dataflow workers run it too.
+  """Vertex AI and Dataflow's region."""
   image: str = 'us-central1-docker.pkg.dev/my-project/pipelines/text-classifier:latest'
-  # Where the Dockerfile puts this repository, with files the pipeline reads (a curated schema).
+  """The pipeline image (Dockerfile) in Artifact Registry; the Dataflow workers run it too."""
   image_repo_root: str = '/pipeline'
-  # The raw files (IngestionSettings.data_root, same patterns) and the outputs, in Cloud Storage.
-  # data_root replaces a dataset file's local data_root; empty: the dataset file must give a
-  # gs:// one. The pipeline root is <output_dir>/pipeline_root/<pipeline name>, as locally.
+  """Where the Dockerfile puts this repository, with files the pipeline reads (a curated
+  schema)."""
   data_root: str = ''
+  """The raw files in Cloud Storage (the dataset file's patterns under it); replaces a dataset
+  file's local data_root. Empty: the dataset file must give a gs:// one."""
   output_dir: str = 'gs://my-bucket/text_classifier'
-  # TF Serving's model base path: the Pusher copies blessed models to <this>/<model_name>/<version>.
+  """The pipeline root is <output_dir>/pipeline_root/<pipeline name>, as locally."""
   serving_model_dir: str = 'gs://my-bucket/text_classifier/serving_model'
-  # Dataflow, for the Beam components (cleaning ExampleGen, StatisticsGen, Transform, Evaluator).
+  """TF Serving's model base path: the Pusher copies blessed models to
+  <this>/<model_name>/<version>."""
   dataflow_temp_location: str = 'gs://my-bucket/text_classifier/tmp'
+  """Dataflow runs the Beam components (cleaning ExampleGen, StatisticsGen, Transform,
+  Evaluator)."""
   dataflow_machine_type: str = 'n1-standard-4'
-  dataflow_max_workers: int = 10
-  # Vertex AI Training for the Trainer (runner flag --accelerator): one machine with several GPUs,
-  # trained with MirroredStrategy ...
+  """Dataflow's worker machines."""
+  dataflow_max_workers: PositiveInt = 10
+  """Dataflow scales up to this many workers."""
   gpu_machine_type: str = 'n1-standard-16'
+  """Vertex AI Training for the Trainer with runner flag --accelerator gpu: machines with
+  several GPUs, trained with MirroredStrategy."""
   gpu_type: str = 'NVIDIA_TESLA_T4'
-  gpu_count: int = 2
-  # ... or a TPU VM, trained with TPUStrategy. TPU VMs need TensorFlow's TPU VM build and libtpu,
-  # hence an image of its own (see the Dockerfile).
+  """The GPUs on each Trainer machine."""
+  gpu_count: PositiveInt = 2
+  """GPUs per Trainer machine."""
   tpu_machine_type: str = 'cloud-tpu'
+  """With --accelerator tpu: a TPU VM, trained with TPUStrategy."""
   tpu_type: str = 'TPU_V3'
-  tpu_count: int = 8
+  """The TPU the Trainer runs on."""
+  tpu_count: PositiveInt = 8
+  """TPU cores."""
   tpu_image: str = 'us-central1-docker.pkg.dev/my-project/pipelines/text-classifier-tpu:latest'
-  # GPU machines the Trainer's job runs on (runner flag --workers): more than one is a chief pool
-  # and a pool of workers-1, trained with MultiWorkerMirroredStrategy through the TF_CONFIG
-  # Vertex AI sets on each machine. For a growing window of spans.
-  gpu_workers: int = 1
+  """TPU VMs need TensorFlow's TPU VM build and libtpu, hence an image of its own (see the
+  Dockerfile)."""
+  gpu_workers: PositiveInt = 1
+  """GPU machines the Trainer's job runs on (runner flag --workers): more than one is a chief
+  pool and a pool of gpu_workers - 1, trained with MultiWorkerMirroredStrategy through the
+  TF_CONFIG Vertex AI sets on each machine. For a growing window of spans."""
 
   @property
   def beam_pipeline_args(self) -> Tuple[str, ...]:
@@ -236,10 +281,6 @@ class CloudSettings:
             '--sdk_location=container',
             f'--machine_type={self.dataflow_machine_type}',
             f'--max_num_workers={self.dataflow_max_workers}')
-
-  def __post_init__(self):
-    if self.gpu_workers < 1:
-      raise ValueError(f'gpu_workers must be 1 or more machines, not {self.gpu_workers}.')
 
   def worker_pool_specs(self, accelerator: str) -> list:
     """Vertex AI CustomJob worker pools for the Trainer, `gpu` or `tpu`: the chief's pool (one

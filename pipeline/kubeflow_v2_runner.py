@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 
 import yaml
 from tfx import v1 as tfx
@@ -115,12 +116,16 @@ def main(argv=None) -> None:
                       help='GPU machines for the Trainer: a chief and N-1 workers, trained with '
                            'MultiWorkerMirroredStrategy (default: CloudSettings.gpu_workers)')
   args = parser.parse_args(argv)
-  cloud = CloudSettings.from_env()
-  if args.workers is not None:
-    if args.accelerator != 'gpu':
-      parser.error('--workers takes GPU machines: use it with --accelerator gpu')
-    cloud = dataclasses.replace(cloud, gpu_workers=args.workers)
-  pipeline = build(PipelineConfig.from_env(args.dataset), cloud, args.accelerator)
+  if args.workers is not None and args.accelerator != 'gpu':
+    parser.error('--workers takes GPU machines: use it with --accelerator gpu')
+  try:  # every setting, before anything is compiled
+    cloud = CloudSettings.from_env()
+    if args.workers is not None:
+      cloud = with_overrides(cloud, {'gpu_workers': args.workers})
+    pipeline = build(PipelineConfig.from_env(args.dataset), cloud, args.accelerator)
+  except ValueError as error:  # a dataset file or setting that describes no usable run
+    print(f'error: {error}', file=sys.stderr)
+    raise SystemExit(2) from None
   write_definition(compile_pipeline(pipeline, cloud.image), args.output)
   print(f'Wrote {args.output}; pipeline root {pipeline.pipeline_info.pipeline_root}')
 

@@ -3,9 +3,10 @@
     python -m pipeline.local_runner [--dataset FILE] [--verbose]   # the whole pipeline, then a
                                                                    # summary of the run
 
-The input files are checked before anything runs: missing ones are a one-line error (exit code
-2). The default dataset's (SST-2) are read from, or downloaded into, a cache folder when its
-data_root has none (pipeline/sst2_data.py).
+Every setting and the input files are checked before anything runs: a setting that is not
+allowed, or a missing file, is a one-line error (exit code 2). The default dataset's (SST-2)
+files are read from, or downloaded into, a cache folder when its data_root has none
+(pipeline/sst2_data.py).
 
 By default the output is one line per component and the Trainer's epochs; --verbose (or
 TEXT_CLASSIFIER_VERBOSE=1) brings back all TF, Beam and TFX logging.
@@ -139,18 +140,17 @@ def main(argv=None) -> bool:
   args = parse_args(argv)
   if not args.verbose:
     progress.silence_before_imports()
-  from pipeline import run_record, run_summary  # pylint: disable=import-outside-toplevel
   from pipeline import config as config_lib  # pylint: disable=import-outside-toplevel
 
-  try:
+  try:  # every setting and input file, now, not when a component reads it minutes later
     config = config_lib.PipelineConfig.from_env(args.dataset)
-  except ValueError as error:  # a dataset file or override that describes no usable run
-    raise SystemExit(f'error: {error}') from None
-  try:  # now, not when ExampleGen reads them minutes later
-    config = config_lib.with_local_data(config, args.dataset)
-  except config_lib.MissingDataError as error:
+    config_lib.check_local_files(config)
+    config = config_lib.with_local_data(config, args.dataset)  # may download SST-2: last
+  except ValueError as error:  # a dataset file, setting or input that describes no usable run
     print(f'error: {error}', file=sys.stderr)
     raise SystemExit(2) from None  # a usage error, as argparse's
+  # TensorFlow comes with these: imported after the checks, so a wrong setting fails in a second.
+  from pipeline import run_record, run_summary  # pylint: disable=import-outside-toplevel
   with one_run_at_a_time(config.pipeline_root):
     run_id = datetime.datetime.now().isoformat()  # as LocalDagRunner would name it
     interrupted = mark_interrupted_executions(config.metadata_path, run_id)

@@ -150,7 +150,7 @@ def test_the_runner_refuses_a_missing_dataset_file_in_one_line(tmp_path):
       [sys.executable, '-m', 'pipeline.local_runner', '--dataset', str(tmp_path / 'nope.yaml')],
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
       env=dict(os.environ, TEXT_CLASSIFIER_OUTPUT_DIR=str(tmp_path / 'out')))
-  assert result.returncode == 1
+  assert result.returncode == 2
   assert result.stderr.strip() == (f'error: Cannot read the dataset file {tmp_path}/nope.yaml: '
                                    'No such file or directory.')
   assert not (tmp_path / 'out').exists()

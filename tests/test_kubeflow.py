@@ -183,12 +183,13 @@ def test_a_span_dataset_compiles_with_its_window_drift_check_and_several_trainin
   assert workers['machine_spec']['accelerator_count'] > 0
 
 
-def test_several_training_machines_are_gpu_machines(tmp_path):
+def test_several_training_machines_are_gpu_machines(tmp_path, capsys):
   with pytest.raises(SystemExit):
     kubeflow_v2_runner.main(['--output', str(tmp_path / 'p.json'), '--accelerator', 'tpu',
                              '--workers', '2'])
-  with pytest.raises(ValueError, match='gpu_workers must be 1 or more'):
-    CloudSettings(gpu_workers=0)
+  with pytest.raises(SystemExit):
+    kubeflow_v2_runner.main(['--output', str(tmp_path / 'p.json'), '--workers', '0'])
+  assert 'gpu_workers = 0: input should be greater than 0.' in capsys.readouterr().err
 
 
 def test_a_dataset_file_names_the_cloud_pipeline_and_keeps_its_cloud_data(tmp_path):

@@ -145,14 +145,8 @@ def test_a_gap_in_the_window_names_the_missing_spans(tmp_path):
 def test_span_settings_are_checked_when_the_configuration_is_built(tmp_path):
   with pytest.raises(ValueError, match='window 2 needs spans'):
     IngestionSettings(window=2)
-  with pytest.raises(ValueError, match='must be 1 or more spans'):
-    settings(tmp_path, window=0)
   with pytest.raises(ValueError, match="golden file 'g-{SPAN}.tsv' is fixed"):
     settings(tmp_path, golden_pattern='g-{SPAN}.tsv')
-  with pytest.raises(ValueError, match="drift.on_drift 'ignore'"):
-    DriftSettings(on_drift='ignore')
-  with pytest.raises(ValueError, match=r'drift.label_linf must be in \(0, 1\]'):
-    DriftSettings(label_linf=0.0)
 
 
 def test_a_dataset_file_names_spans_a_window_and_drift_thresholds(tmp_path):

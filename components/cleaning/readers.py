@@ -16,14 +16,15 @@ import json
 import lzma
 import sys
 import zlib
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Sequence, get_args
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from components.cleaning.rules import RawRecord
+from models.settings import InputFormat
 
-FORMATS = ('csv', 'tsv', 'jsonl')
+FORMATS = tuple(name for name in get_args(InputFormat) if name)  # '': from the extension
 _EXTENSIONS = {'.csv': 'csv', '.tsv': 'tsv', '.jsonl': 'jsonl', '.json': 'jsonl',
                '.ndjson': 'jsonl'}
 _BOM = '\ufeff'

@@ -132,6 +132,45 @@ class Throughput(keras.callbacks.Callback):
     logs['examples_per_second'] = self._examples_per_round / seconds
 
 
+# Points of the training curve over a whole run, however many steps it has.
+TRAINING_CURVE_POINTS = 50
+
+
+class StepScalars(keras.callbacks.Callback):
+  """Writes the training metrics every `every` optimizer steps to the TensorBoard run `log_dir`
+  as step_<metric>, at the optimizer step, as Keras' TensorBoard callback writes the validation
+  metrics after each round (evaluation_<metric>_vs_iterations). That callback's batch-level
+  summaries (`update_freq`) would count calls of the training function instead, each
+  `steps_per_execution` steps. Each value is the mean over the steps since the previous point:
+  Keras logs running means, which start again each round."""
+
+  def __init__(self, log_dir: str, every: int):
+    super().__init__()
+    self._writer = tf.summary.create_file_writer(log_dir)
+    self._every = every
+    self._round_start = 0
+    self._previous = 0  # the optimizer step of the previous point, or of the round's start
+    self._previous_means = {}  # the round's running means then
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._round_start = self._previous = int(self.model.optimizer.iterations)
+    self._previous_means = {}
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = int(self.model.optimizer.iterations)
+    if step // self._every == self._previous // self._every:
+      return
+    done, before = step - self._round_start, self._previous - self._round_start
+    with self._writer.as_default(step):
+      for name, mean in logs.items():
+        tf.summary.scalar(f'step_{name}', (done * mean - before * self._previous_means.get(
+            name, 0.0)) / (done - before))
+    self._previous, self._previous_means = step, dict(logs)
+
+  def on_train_end(self, logs=None):
+    self._writer.close()
+
+
 HParamValue = Union[bool, int, float, str]
 
 
@@ -201,9 +240,13 @@ def fit_and_export(setup: TrainingSetup, train_dataset: tf.data.Dataset, steps_p
     write_hparams(fn_args.model_run_dir,
                   {**run_hparams(setup.model_settings, training, setup.num_replicas),
                    **(extra_hparams or {})})
-    # Scalars (loss, accuracy, learning rate, examples/s) and weight histograms, every round.
-    callbacks.append(keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                                 histogram_freq=1, update_freq='epoch'))
+    # Scalars (loss, accuracy, learning rate, examples/s) and weight histograms, every round;
+    # the training metrics every few steps too.
+    callbacks += [
+        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, histogram_freq=1,
+                                    update_freq='epoch'),
+        StepScalars(os.path.join(fn_args.model_run_dir, 'train'),
+                    max(1, steps_per_round * rounds // TRAINING_CURVE_POINTS))]
   class_weight = (data.balanced_class_weights(train_dataset.take(steps_per_epoch),
                                               len(setup.classes))
                   if training.balance_classes else None)

@@ -34,7 +34,11 @@ from pipeline.run_summary import class_name, format_metrics_table, push_status, 
 REPORT_FILE = 'report.html'
 TEMPLATE = 'report.html'
 REJECTED_SHOWN = 10
-SCALARS = (('epoch_loss', 'loss'), ('epoch_accuracy', 'accuracy'))
+# The Trainer's TensorBoard tags the training curves show, per run, all at the optimizer step:
+# the training metrics every few steps (models/trainer.py's StepScalars), the validation metrics
+# after each evaluation round (Keras' TensorBoard callback).
+SCALARS = ('loss', 'accuracy')
+SCALAR_TAGS = {'train': 'step_{}', 'validation': 'evaluation_{}_vs_iterations'}
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
@@ -129,19 +133,19 @@ def _drift_rows(measurements: Sequence[dict]) -> List[tuple]:
 
 
 def _training_series(model_run_dir: Optional[str]) -> Dict[Tuple[str, str], list]:
-  """(run, scalar) -> (evaluation round, value) from the Trainer's TensorBoard logs."""
+  """(run, scalar) -> (training step, value) from the Trainer's TensorBoard logs."""
   series = {}
-  for run in ('train', 'validation'):
+  for run, tag in SCALAR_TAGS.items():
     folder = os.path.join(model_run_dir or '', run)
     if not model_run_dir or not os.path.isdir(folder):
       continue
     events = event_accumulator.EventAccumulator(
         folder, size_guidance={event_accumulator.TENSORS: 0})
     events.Reload()
-    for tag, name in SCALARS:
-      if tag in events.Tags()['tensors']:
+    for name in SCALARS:
+      if tag.format(name) in events.Tags()['tensors']:
         series[run, name] = [(event.step, float(tf.make_ndarray(event.tensor_proto)))
-                             for event in events.Tensors(tag)]
+                             for event in events.Tensors(tag.format(name))]
   return series
 
 
@@ -175,8 +179,7 @@ def _model(title: str, model: ModelRecord, names: List[str]) -> dict:
       'confusion_matrix': charts.confusion_matrix(model.overall_plots, names),
       'reliability': charts.reliability(model.overall_plots, names),
       'slices': charts.slices(model),
-      'training_curves': charts.training_curves(_training_series(model.model_run_dir),
-                                                [name for _, name in SCALARS]),
+      'training_curves': charts.training_curves(_training_series(model.model_run_dir), SCALARS),
       'mistakes': [(m['text'], class_name(names, m['actual']), class_name(names, m['predicted']),
                     m['probability']) for m in model.mistakes],
       'most_confused': _most_confused(model.overall_plots, names),

@@ -1,5 +1,6 @@
 """What the Trainer reports, from a short real run of run_fn: TensorBoard scalars, weight histograms
-and hyperparameters in the model_run directory, and one progress line per epoch."""
+and hyperparameters in the model_run directory, and one progress line per epoch; and what its
+training curve's points are, from a Keras model whose every batch's loss is known."""
 
 import contextlib
 import io
@@ -7,6 +8,8 @@ import os
 import re
 import warnings
 
+import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
@@ -57,6 +60,43 @@ def test_scalars_are_written_every_epoch(run):
   assert all(value > 0 for value in values_by_step(train, 'epoch_examples_per_second').values())
   validation = read_run(os.path.join(log_dir, 'validation'))
   assert {'epoch_loss', 'epoch_accuracy'} <= tags_of_plugin(validation, 'scalars')
+
+
+def test_training_metrics_are_written_every_few_steps_with_validation_at_its_steps(run):
+  log_dir, _, _ = run
+  train = read_run(os.path.join(log_dir, 'train'))
+  validation = read_run(os.path.join(log_dir, 'validation'))
+  # Keras writes the validation metrics at the optimizer step too, after each round.
+  rounds = sorted(values_by_step(validation, 'evaluation_accuracy_vs_iterations'))
+  assert rounds == [rounds[0] * (index + 1) for index in range(TRAINING.epochs)]
+  for tag in ('step_loss', 'step_accuracy'):
+    assert tag in tags_of_plugin(train, 'scalars')
+    steps = sorted(values_by_step(train, tag))
+    assert len(steps) >= TRAINING.epochs and steps[-1] == rounds[-1], (tag, steps)
+  assert all(0 <= value <= 1 for value in values_by_step(train, 'step_accuracy').values())
+
+
+def test_each_training_point_is_the_mean_over_the_steps_since_the_previous_one(tmp_path):
+  """With a learning rate of 0 the weights stay put, so each batch's loss can be computed apart.
+  Two steps per call of the training function: points are at optimizer steps all the same."""
+  batches, batch_size, every = 8, 4, 4
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(batches * batch_size, 3)).astype('float32')
+  y = rng.normal(size=(batches * batch_size, 1)).astype('float32')
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+  model.compile(optimizer=keras.optimizers.SGD(0.0), loss='mse', steps_per_execution=2)
+  batch_losses = [float(keras.losses.MeanSquaredError()(y[i:i + batch_size],
+                                                        model(x[i:i + batch_size])))
+                  for i in range(0, len(x), batch_size)]
+  model.fit(x, y, batch_size=batch_size, epochs=2, shuffle=False, verbose=0,
+            callbacks=[trainer.StepScalars(str(tmp_path), every)])
+  logged = values_by_step(read_run(str(tmp_path)), 'step_loss')
+  # Steps 4 and 8 in the first round; 12 and 16 in the second, whose running means start again.
+  expected = {round_start + end: np.mean(batch_losses[end - every:end])
+              for round_start in (0, batches) for end in (every, batches)}
+  assert logged.keys() == expected.keys()
+  for step, value in logged.items():
+    assert float(value) == pytest.approx(expected[step], rel=1e-5), step
 
 
 def test_weight_histograms_are_written_every_epoch(run):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -37,6 +38,10 @@ REPORT_EXAMPLES_PER_REASON = 3
 REPORT_EXAMPLE_MAX_CHARS = 300
 # The Read step's output for corrupt files (one dict per file: source, split, detail).
 CORRUPT_FILES = 'corrupt_files'
+# How often a long read logs the rows read so far. Beam's counters cannot be read while the
+# pipeline runs; a local run's progress lines repeat this logger's latest message.
+READ_PROGRESS_SECONDS = 10
+_read_progress = logging.getLogger(__name__ + '.progress')
 
 
 class IngestionError(RuntimeError):
@@ -241,8 +246,20 @@ def _read_file(file: Tuple[str, str], settings: IngestionSettings):
     yield beam.pvalue.TaggedOutput(CORRUPT_FILES, {'source': path, 'split': split,
                                                    'detail': detail})
     return
-  yield from readers.read_records(path, split, settings.input_format, settings.text_columns,
-                                  settings.label_column, settings.column_names)
+  records = readers.read_records(path, split, settings.input_format, settings.text_columns,
+                                 settings.label_column, settings.column_names)
+  yield from logging_progress(records, path)
+
+
+def logging_progress(records, path: str, every_seconds: float = READ_PROGRESS_SECONDS):
+  """Yields `records`, logging every `every_seconds` how many of the file's rows were read (and,
+  fused with the read, cleaned)."""
+  next_report = time.monotonic() + every_seconds
+  for count, record in enumerate(records, start=1):
+    yield record
+    if time.monotonic() >= next_report:
+      _read_progress.info('read %d rows of %s so far', count, path)
+      next_report = time.monotonic() + every_seconds
 
 
 @beam.ptransform_fn

@@ -2,6 +2,7 @@
 settings, strategy, Transform output, datasets and a compiled model."""
 
 import dataclasses
+import logging as std_logging
 import os
 import time
 from typing import Callable, Dict, List, Optional, Tuple, Union
@@ -132,6 +133,23 @@ class Throughput(keras.callbacks.Callback):
     logs['examples_per_second'] = self._examples_per_round / seconds
 
 
+class StepProgress(keras.callbacks.Callback):
+  """Logs the optimizer step reached, of `total_steps`, at most every `every_seconds`, to a
+  `*.progress` logger: a quiet local run repeats its latest message in the Trainer's still-running
+  lines (pipeline/progress.py), between Keras' lines, which come once a round."""
+
+  def __init__(self, total_steps: int, every_seconds: float = 10.0):
+    super().__init__()
+    self._total_steps, self._every_seconds = total_steps, every_seconds
+    self._next_report = 0.0
+    self._logger = std_logging.getLogger(__name__ + '.progress')
+
+  def on_train_batch_end(self, batch, logs=None):
+    if time.monotonic() >= self._next_report:
+      self._logger.info('step %d of %d', int(self.model.optimizer.iterations), self._total_steps)
+      self._next_report = time.monotonic() + self._every_seconds
+
+
 # Points of the training curve over a whole run, however many steps it has.
 TRAINING_CURVE_POINTS = 50
 
@@ -233,6 +251,7 @@ def fit_and_export(setup: TrainingSetup, train_dataset: tf.data.Dataset, steps_p
   # Throughput first: the callbacks after it see its entry in the epoch logs.
   callbacks = [
       Throughput(examples_per_epoch * steps_per_round / steps_per_epoch),
+      StepProgress(steps_per_round * rounds),
       keras.callbacks.EarlyStopping(monitor='val_accuracy', mode='max',
                                     patience=training.early_stopping_patience,
                                     restore_best_weights=True)]

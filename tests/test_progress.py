@@ -82,6 +82,8 @@ def test_the_heartbeat_names_beam_stage_and_rows_read_of_a_real_pipeline():
   handler.addFilter(progress_filter)
   root, stage_logger = logging.getLogger(), logging.getLogger(progress.BEAM_STAGE_LOGGER)
   levels = root.level, stage_logger.level
+  # LocalDagRunner's events come through absl's logger, whose level earlier tests may have set.
+  events = logging.getLogger('tests.component_events')
   root.addHandler(handler)
   root.setLevel(logging.INFO)
   stage_logger.setLevel(logging.DEBUG)
@@ -92,13 +94,13 @@ def test_the_heartbeat_names_beam_stage_and_rows_read_of_a_real_pipeline():
       yield row
 
   try:
-    logging.getLogger('absl').info('Component TextCleaningExampleGen is running.')
+    events.info('Component TextCleaningExampleGen is running.')
     with beam.Pipeline() as pipeline:  # the DirectRunner, in_memory as in local runs
       _ = (pipeline
            | beam.Create(['big.tsv'])
            | 'SlowRead' >> beam.FlatMap(
                lambda path: transforms.logging_progress(slow_rows(path), path, 0.05)))
-    logging.getLogger('absl').info('Component TextCleaningExampleGen is finished.')
+    events.info('Component TextCleaningExampleGen is finished.')
   finally:
     root.removeHandler(handler)
     root.setLevel(levels[0])

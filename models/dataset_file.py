@@ -20,7 +20,8 @@ one's own data means writing that file, not code. pipeline/datasets/sst2.yaml is
     settings: {training: {epochs: 3}}  # any other setting of pipeline/config.py
 
 `load` turns it into overrides of `PipelineConfig` (the same form as TEXT_CLASSIFIER_OVERRIDES).
-A leaf module, like models/settings.py, so that the preview command reads the same file.
+A leaf module (it imports only models/settings.py), so that the preview command reads the same
+file.
 """
 
 import os
@@ -28,6 +29,8 @@ import re
 from typing import Any, Dict, List
 
 import yaml
+
+from models.settings import merge
 
 # Dataset-file key -> IngestionSettings field.
 INGESTION_KEYS = {'data_root': 'data_root', 'train': 'train_pattern', 'eval': 'eval_pattern',
@@ -76,15 +79,6 @@ def _labels(path: str, labels: Any) -> Dict[str, list]:
     return {'label_names': _names(path, 'labels', labels), 'label_display_names': []}
   raise DatasetFileError(f'{path}: labels must map class names to display names '
                          f"({{'0': negative, '1': positive}}) or list them, not {labels!r}.")
-
-
-def merge(base: dict, overrides: dict) -> dict:
-  """`base` with `overrides` laid over it, nested dicts merged key by key."""
-  merged = dict(base)
-  for key, value in overrides.items():
-    merged[key] = (merge(merged[key], value)
-                   if isinstance(value, dict) and isinstance(merged.get(key), dict) else value)
-  return merged
 
 
 def load(path: str) -> dict:

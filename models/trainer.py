@@ -169,6 +169,7 @@ class StepScalars(keras.callbacks.Callback):
     self._round_start = 0
     self._previous = 0  # the optimizer step of the previous point, or of the round's start
     self._previous_means = {}  # the round's running means then
+    self._last_means = {}  # the round's running means after its latest step
 
   def on_epoch_begin(self, epoch, logs=None):
     self._round_start = self._previous = int(self.model.optimizer.iterations)
@@ -176,14 +177,22 @@ class StepScalars(keras.callbacks.Callback):
 
   def on_train_batch_end(self, batch, logs=None):
     step = int(self.model.optimizer.iterations)
-    if step // self._every == self._previous // self._every:
-      return
+    self._last_means = dict(logs)
+    if step // self._every != self._previous // self._every:
+      self._write(step)
+
+  def on_epoch_end(self, epoch, logs=None):
+    step = int(self.model.optimizer.iterations)
+    if step > self._previous:  # the round's last steps, before its running means start again
+      self._write(step)
+
+  def _write(self, step: int) -> None:
     done, before = step - self._round_start, self._previous - self._round_start
     with self._writer.as_default(step):
-      for name, mean in logs.items():
+      for name, mean in self._last_means.items():
         tf.summary.scalar(f'step_{name}', (done * mean - before * self._previous_means.get(
             name, 0.0)) / (done - before))
-    self._previous, self._previous_means = step, dict(logs)
+    self._previous, self._previous_means = step, self._last_means
 
   def on_train_end(self, logs=None):
     self._writer.close()

@@ -203,19 +203,20 @@ def training_curves(series: Dict[Tuple[str, str], List[Tuple[int, float]]],
   if all(len(points) < 2 for points in series.values()):
     runs = [(run, said) for run, said in (('validation', 'validation'), ('train', 'training'))
             if any(of == run for of, _ in series)]
-    return Chart(None, 'One evaluation round so far: ' + '; '.join(
+    return Chart(None, 'One point so far: ' + '; '.join(
         f'{said} {_points_at(series, run)}' for run, said in runs) + '; curves need two or more.')
   figure = Figure(figsize=(11, 3.8), layout='constrained')
+  legend = {}  # label -> line, from every panel: a run may lack one scalar
   for plot, name in zip(figure.subplots(1, len(scalars), squeeze=False)[0], scalars, strict=True):
     for run, label, style in (('train', 'training (mean since the previous point)', '.-'),
                               ('validation', 'validation (after an evaluation round)', 'o-')):
       if (run, name) in series:
         steps, values = zip(*series[run, name], strict=True)
-        plot.plot(steps, values, style, label=label)
+        [legend[label]] = plot.plot(steps, values, style, label=label)
     plot.set_xlabel('training step')
     plot.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     plot.set_title(name)
-  figure.legend(*plot.get_legend_handles_labels(), loc='outside upper center', ncols=2)
+  figure.legend(list(legend.values()), list(legend), loc='outside upper center', ncols=2)
   return Chart(figure, f"Training curves: {' and '.join(scalars)} of the training data every few "
                        'steps and of the validation data after each evaluation round, against the '
                        'training step.')

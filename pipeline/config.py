@@ -15,15 +15,13 @@ import json
 import os
 from typing import Tuple
 
-from pydantic import PositiveInt
-
 from models import dataset_file
 from models.backbone_handle import missing_local_backbone
 from models.settings import (DEFAULT_MODEL_NAME, REPO_ROOT, SHAPE_MODEL_FIELDS,
                              DistillationSettings, DriftSettings, IngestionSettings, ModelSettings,
-                             PreprocessingSettings, SettingsError, Share, TrainingSettings,
-                             TuningSettings, resolve_search_space, settings_dataclass,
-                             student_custom_config, with_overrides)
+                             PositiveInt, PreprocessingSettings, SettingsError, Share, StrictBool,
+                             TrainingSettings, TuningSettings, merge, resolve_search_space,
+                             settings_dataclass, student_custom_config, with_overrides)
 from pipeline import sst2_data
 
 
@@ -42,9 +40,9 @@ def json_from_env(name: str) -> dict:
   try:
     value = json.loads(text)
   except json.JSONDecodeError as error:
-    raise ValueError(f'{name} is not valid JSON ({error}): {text!r}') from None
+    raise SettingsError(f'{name} is not valid JSON ({error}): {text!r}') from None
   if not isinstance(value, dict):
-    raise ValueError(f'{name} must be a JSON object like {{"training": {{"epochs": 2}}}}, '
+    raise SettingsError(f'{name} must be a JSON object like {{"training": {{"epochs": 2}}}}, '
                      f'got {text!r}.')
   return value
 
@@ -77,7 +75,7 @@ class PipelineConfig:
   schema_file: str = ''
   """A curated schema the data is validated against (ImportSchemaGen). Empty: the schema is
   generated from the ingestion settings (a text feature, and the label names as its domain)."""
-  enable_cache: bool = True
+  enable_cache: StrictBool = True
   """Components whose inputs and settings are unchanged reuse their last outputs (TFX's cache)."""
   ingestion: IngestionSettings = IngestionSettings()
   preprocessing: PreprocessingSettings = PreprocessingSettings()
@@ -138,9 +136,9 @@ class PipelineConfig:
     paths = {'output_dir': os.environ.get('TEXT_CLASSIFIER_OUTPUT_DIR'),
              'serving_model_dir': os.environ.get('TEXT_CLASSIFIER_SERVING_DIR'),
              'ingestion': {'data_root': os.environ.get('TEXT_CLASSIFIER_DATA_ROOT')}}
-    overrides = dataset_file.merge(
+    overrides = merge(
         dataset_file.load(dataset_path(dataset)),
-        dataset_file.merge(json_from_env('TEXT_CLASSIFIER_OVERRIDES'), _set_values(paths)))
+        merge(json_from_env('TEXT_CLASSIFIER_OVERRIDES'), _set_values(paths)))
     return with_overrides(cls(), overrides)
 
 

@@ -13,7 +13,7 @@ import sys
 import typing
 from typing import List
 
-import annotated_types
+import pydantic
 
 from models import dataset_file
 from models.settings import ARCHITECTURE_TRAINING_DEFAULTS, REPO_ROOT
@@ -30,8 +30,11 @@ A run's settings are, in order: these defaults, then the dataset file (its own k
 the `dataset file` column, and any setting under `settings:`), then the environment:
 `TEXT_CLASSIFIER_OVERRIDES` (JSON, for example `{"training": {"epochs": 2}}`), and
 `TEXT_CLASSIFIER_DATA_ROOT`, `TEXT_CLASSIFIER_OUTPUT_DIR`, `TEXT_CLASSIFIER_SERVING_DIR`.
-The whole is checked before anything runs: a setting that is not allowed stops the run with one
-line naming it, its value and what is allowed (exit code 2).
+A dataset file that leaves out `eval` or `labels` sets `eval_pattern` to `''` (the eval split is
+carved out of the training files) and `label_names` to `[]` (learned from the data). The whole
+is checked before anything runs: a setting that is not allowed stops the run with one line naming
+it, its value and what is allowed (exit code 2). Numbers and switches are strict: `true` is not
+a number, nor `1` a switch.
 
 ```yaml
 # in a dataset file
@@ -45,13 +48,18 @@ CLOUD_INTRODUCTION = """Google Cloud, for `pipeline/kubeflow_v2_runner.py` and
 `pipeline/schedule.py`: set by `TEXT_CLASSIFIER_CLOUD_OVERRIDES` (JSON, for example
 `{"project": "acme-ml", "region": "europe-west4"}`)."""
 
-_BOUNDS = {annotated_types.Gt: '> {}', annotated_types.Ge: '≥ {}', annotated_types.Lt: '< {}',
-           annotated_types.Le: '≤ {}'}
+# pydantic's bounds (annotated-types' Gt, Ge, ...) by the attribute each holds its value in.
+_BOUNDS = {'gt': '>', 'ge': '≥', 'lt': '<', 'le': '≤'}
 
 
 def _constraints(metadata) -> List[str]:
-  return [_BOUNDS[type(bound)].format(next(iter(dataclasses.asdict(bound).values())))
-          for bound in metadata if type(bound) in _BOUNDS]
+  said = []
+  for bound in metadata:
+    if isinstance(bound, pydantic.fields.FieldInfo):  # a Field(...) inside Optional or a list
+      said += _constraints(bound.metadata)
+    said += [f'{symbol} {getattr(bound, name)}' for name, symbol in _BOUNDS.items()
+             if hasattr(bound, name)]
+  return said
 
 
 def type_and_allowed(annotation, metadata=()) -> typing.Tuple[str, str]:
@@ -66,9 +74,11 @@ def type_and_allowed(annotation, metadata=()) -> typing.Tuple[str, str]:
     kinds = [type_and_allowed(arg) for arg in args if arg is not type(None)]
     kind = ' or '.join(k for k, _ in kinds) + (' or null' if type(None) in args else '')
     return kind, ', '.join(a for _, a in kinds if a)
-  if origin is tuple:
+  if origin is tuple and args[-1] is Ellipsis:
     kind, allowed = type_and_allowed(args[0])
     return f'list of {kind}', (f'each {allowed}' if allowed else '')
+  if origin is tuple:  # a fixed number of items, each of its own type
+    return '[' + ', '.join(type_and_allowed(arg)[0] for arg in args) + ']', ''
   if dataclasses.is_dataclass(annotation):
     return annotation.__name__, ''
   kind, allowed = annotation.__name__, ', '.join(_constraints(metadata))

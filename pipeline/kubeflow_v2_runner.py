@@ -20,7 +20,8 @@ import sys
 import yaml
 from tfx import v1 as tfx
 
-from models.settings import REPO_ROOT, with_overrides
+from models import dataset_file
+from models.settings import REPO_ROOT, SettingsError, with_overrides
 from pipeline.config import CloudSettings, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
@@ -34,16 +35,16 @@ def cloud_config(config: PipelineConfig, cloud: CloudSettings, accelerator: str)
   if schema_file.startswith(REPO_ROOT + os.sep):
     schema_file = os.path.join(cloud.image_repo_root, os.path.relpath(schema_file, REPO_ROOT))
   elif schema_file and '://' not in schema_file:
-    raise ValueError(f'The schema file {schema_file} is outside this repository, so not in the '
-                     'pipeline image: move it into the repository or to Cloud Storage.')
+    raise SettingsError(f'schema_file = {schema_file!r} is outside this repository, so not in '
+                        'the pipeline image: move it into the repository or to Cloud Storage.')
   # The data must be in Cloud Storage: the dataset file's data_root if it is there already,
   # else CloudSettings.data_root; never silently another dataset's folder.
   data_root = (config.ingestion.data_root if '://' in config.ingestion.data_root
                else cloud.data_root)
   if not data_root:
-    raise ValueError(f'Dataset {config.pipeline_name!r} has a local data_root '
-                     f'({config.ingestion.data_root}): give a gs:// data_root in its dataset '
-                     'file, or set data_root in TEXT_CLASSIFIER_CLOUD_OVERRIDES.')
+    raise SettingsError(f'Dataset {config.pipeline_name!r} has a local data_root '
+                        f'({config.ingestion.data_root}): give a gs:// data_root in its dataset '
+                        'file, or set data_root in TEXT_CLASSIFIER_CLOUD_OVERRIDES.')
   config = dataclasses.replace(
       config,
       pipeline_name=config.pipeline_name.replace('_', '-'),  # Vertex AI allows [a-z0-9-] only
@@ -123,7 +124,7 @@ def main(argv=None) -> None:
     if args.workers is not None:
       cloud = with_overrides(cloud, {'gpu_workers': args.workers})
     pipeline = build(PipelineConfig.from_env(args.dataset), cloud, args.accelerator)
-  except ValueError as error:  # a dataset file or setting that describes no usable run
+  except (SettingsError, dataset_file.DatasetFileError) as error:
     print(f'error: {error}', file=sys.stderr)
     raise SystemExit(2) from None
   write_definition(compile_pipeline(pipeline, cloud.image), args.output)

@@ -8,8 +8,9 @@ allowed, or a missing file, is a one-line error (exit code 2). The default datas
 files are read from, or downloaded into, a cache folder when its data_root has none
 (pipeline/sst2_data.py).
 
-By default the output is one line per component and the Trainer's epochs; --verbose (or
-TEXT_CLASSIFIER_VERBOSE=1) brings back all TF, Beam and TFX logging.
+By default the output is one line per component, a still-running line every 30 s while one runs
+long, and the Trainer's epochs; --verbose (or TEXT_CLASSIFIER_VERBOSE=1) brings back all TF, Beam
+and TFX logging.
 
 The TFX CLI executes this file too: `tfx pipeline create --engine local --pipeline_path
 pipeline/local_runner.py` records the pipeline main() hands to LocalDagRunner.run (run() is patched
@@ -168,6 +169,8 @@ def main(argv=None) -> bool:
       # The component's own message says what is wrong; its traceback is TFX's and Beam's.
       raise SystemExit(f'error: {type(error).__name__}: {error}\n(--verbose shows the '
                        'traceback and all logging)') from None
+    finally:
+      progress.stop_heartbeats()
   # `tfx pipeline create` executes this file with run() patched out: nothing ran, nothing to say.
   summary = run_record.read_run(config, run_id)
   if summary is None:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import warnings
+from typing import Optional
 
 from absl import logging as absl_logging
 
@@ -91,8 +92,10 @@ class ComponentProgress(logging.Filter):
     """Ends the heartbeat of the running component, if any."""
     self._finished.set()
 
-  def _print(self, line: str) -> None:
+  def _print(self, line: str, unless: Optional[threading.Event] = None) -> None:
     with self._lock:
+      if unless is not None and unless.is_set():  # the component ended while the line was made
+        return
       self._stream.write(f'[{time.strftime("%H:%M:%S")}] {line}\n')
       self._stream.flush()
 
@@ -102,6 +105,7 @@ class ComponentProgress(logging.Filter):
       self._started[component] = now
       self._print(f'({len(self._started)}/{self._total}) {component} ...')
       self._stage, self._bundles, self._detail = '', 0, ''
+      self._finished.set()  # a component whose end was not logged says no more
       self._finished = threading.Event()
       threading.Thread(target=self._heartbeat, args=(component, now, self._finished),
                        name=f'progress-{component}', daemon=True).start()
@@ -114,20 +118,18 @@ class ComponentProgress(logging.Filter):
       known = [f'Beam: {self._stage} (bundle {self._bundles})' if self._stage else '',
                self._detail]
       self._print(f'{component}: still running ({_duration(time.monotonic() - started)})'
-                  + ''.join(f'; {part}' for part in known if part))
+                  + ''.join(f'; {part}' for part in known if part), unless=finished)
 
 
 def quiet_logging(total_components: int) -> None:
   """Routes all Python logging through one filtered handler (see silence_before_imports too)."""
   root = logging.getLogger()
+  stop_heartbeats()  # an earlier run's, which may have ended in a failure
   for handler in list(root.handlers):
     root.removeHandler(handler)
-    for earlier in handler.filters:  # an earlier run's, which may have ended in a failure
-      if isinstance(earlier, ComponentProgress):
-        earlier.stop()
   handler = logging.StreamHandler(sys.stderr)
   handler.setFormatter(logging.Formatter('%(levelname)s %(name)s: %(message)s'))
-  handler.addFilter(ComponentProgress(total_components, heartbeat_seconds=HEARTBEAT_SECONDS))
+  handler.addFilter(ComponentProgress(total_components))
   root.addHandler(handler)
   root.setLevel(logging.INFO)
   logging.getLogger(BEAM_STAGE_LOGGER).setLevel(logging.DEBUG)  # the heartbeat names the stage
@@ -139,6 +141,14 @@ def quiet_logging(total_components: int) -> None:
   # Through absl's own setting: libraries that silence absl for a moment restore this value.
   absl_logging.set_verbosity(absl_logging.INFO)
   logging.getLogger('tensorflow').setLevel(logging.INFO)
+
+
+def stop_heartbeats() -> None:
+  """Ends the still-running lines of quiet_logging's runs: their pipeline is over."""
+  for handler in logging.getLogger().handlers:
+    for progress_filter in handler.filters:
+      if isinstance(progress_filter, ComponentProgress):
+        progress_filter.stop()
 
 
 def silence_before_imports() -> None:

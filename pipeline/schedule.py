@@ -18,14 +18,18 @@ import argparse
 import kfp
 from google.cloud import aiplatform
 
+from models.settings import SettingsError
 from pipeline.config import CloudSettings
 
 NAME = 'text-classifier'  # display name of runs, schedules and the Kubeflow Pipelines experiment
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  cloud = CloudSettings.from_env()
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
+  try:
+    cloud = CloudSettings.from_env()
+  except SettingsError as error:
+    parser.exit(2, f'error: {error}\n')
   parser.add_argument('target', choices=('vertex', 'kfp'))
   parser.add_argument('--definition', required=True, help='the compiled pipeline definition')
   parser.add_argument('--cron', help='run on this schedule instead of once')

@@ -138,9 +138,22 @@ def test_training_curves_of_one_evaluation_round_are_a_sentence():
             ('validation', 'loss'): [(8, 0.52)], ('validation', 'accuracy'): [(8, 0.84)]}
   chart = charts.training_curves(series, ('loss', 'accuracy'))
   assert chart.figure is None
-  assert chart.alt == ('One evaluation round so far: validation loss 0.5200 and accuracy 0.8400 '
+  assert chart.alt == ('One point so far: validation loss 0.5200 and accuracy 0.8400 '
                        'at step 8; training loss 0.6100 and accuracy 0.7000 at step 8; curves '
                        'need two or more.')
+  training_only = {key: points for key, points in series.items() if key[0] == 'train'}
+  assert charts.training_curves(training_only, ('loss', 'accuracy')).alt == (
+      'One point so far: training loss 0.6100 and accuracy 0.7000 at step 8; curves need two or '
+      'more.')
+
+
+def test_the_training_curves_legend_has_every_run_when_a_panel_lacks_one():
+  series = {('train', 'loss'): [(8, 0.6), (16, 0.5)], ('train', 'accuracy'): [(8, 0.7), (16, 0.8)],
+            ('validation', 'loss'): [(8, 0.52), (16, 0.5)]}
+  chart = charts.training_curves(series, ('loss', 'accuracy'))
+  [legend] = chart.figure.legends
+  assert [text.get_text() for text in legend.get_texts()] == [
+      'training (mean since the previous point)', 'validation (after an evaluation round)']
 
 
 def past_run(accuracy: float, pushed_version=None) -> PastRun:

@@ -58,12 +58,19 @@ BAD_SETTINGS = [
     ('{"training": 3}', 'training = 3: input should be a dictionary or an instance of '
                         'TrainingSettings.'),
     ('{"model": {"architecture": "transformer", "pooling": "cls"}}',
-     "model.pooling 'cls' needs a pretrained backbone"),
+     "model: pooling 'cls' needs a pretrained backbone"),
+    ('{"distillation": {"student": {"architecture": "transformer", "pooling": "cls"}}}',
+     "distillation.student: pooling 'cls' needs a pretrained backbone"),
     ('{"model": {"architecture": "transformer", "embedding_dim": 100, "num_heads": 3}}',
-     'model.embedding_dim 100 must be a multiple of model.num_heads 3.'),
-    ('{"training": {"length_buckets": [32, 8]}}', 'training.length_buckets [32, 8] must '
+     'model: embedding_dim 100 must be a multiple of num_heads 3.'),
+    ('{"training": {"length_buckets": [32, 8]}}', 'training: length_buckets [32, 8] must '
                                                   'increase.'),
-    ('{"ingestion": {"window": 2}}', 'ingestion.window 2 needs spans'),
+    ('{"ingestion": {"window": 2}}', 'ingestion: window 2 needs spans'),
+    # Strict numbers and switches: YAML's true is not 1, nor 1 true.
+    ('{"training": {"learning_rate": true}}', 'training.learning_rate = True: input should be '
+                                               'a valid number'),
+    ('{"ingestion": {"strip_html": 1}}', 'ingestion.strip_html = 1: input should be a valid '
+                                        'boolean'),
 ]
 
 
@@ -123,7 +130,7 @@ def test_settings_built_in_code_are_checked_too():
     ({'TEXT_CLASSIFIER_OVERRIDES': '{"model": {"backbone": "./my-checkpoint"}}'},
      "error: model.backbone = './my-checkpoint': no such directory."),
     ({'TEXT_CLASSIFIER_OVERRIDES': '{"ingestion": {"window": 3}}'},
-     "error: ingestion.window 3 needs spans: a train pattern with {SPAN} (got 'train.tsv')."),
+     "error: ingestion: window 3 needs spans: a train pattern with {SPAN} (got 'train.tsv')."),
 ])
 def test_the_runner_stops_on_a_wrong_setting_before_any_component(tmp_path, environment,
                                                                    message):

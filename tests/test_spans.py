@@ -145,7 +145,7 @@ def test_a_gap_in_the_window_names_the_missing_spans(tmp_path):
 def test_span_settings_are_checked_when_the_configuration_is_built(tmp_path):
   with pytest.raises(ValueError, match='window 2 needs spans'):
     IngestionSettings(window=2)
-  with pytest.raises(ValueError, match="golden file 'g-{SPAN}.tsv' is fixed"):
+  with pytest.raises(ValueError, match="golden_pattern 'g-{SPAN}.tsv' names a fixed file"):
     settings(tmp_path, golden_pattern='g-{SPAN}.tsv')
 
 

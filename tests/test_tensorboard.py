@@ -99,6 +99,14 @@ def test_each_training_point_is_the_mean_over_the_steps_since_the_previous_one(t
     assert float(value) == pytest.approx(expected[step], rel=1e-5), step
 
 
+def test_a_round_ends_with_a_training_point_at_its_last_step(tmp_path):
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+  model.compile(optimizer='sgd', loss='mse')
+  model.fit(np.zeros((32, 3)), np.zeros((32, 1)), batch_size=4, epochs=2, verbose=0,
+            callbacks=[trainer.StepScalars(str(tmp_path), every=3)])
+  assert sorted(values_by_step(read_run(str(tmp_path)), 'step_loss')) == [3, 6, 8, 9, 12, 15, 16]
+
+
 def test_the_step_reached_is_logged_for_the_progress_lines(caplog):
   model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
   model.compile(optimizer='sgd', loss='mse', steps_per_execution=2)

@@ -15,7 +15,6 @@ that is cut off or corrupt, no rows), and with --strict also when there is a war
 """
 
 import argparse
-import dataclasses
 import os
 import sys
 from typing import List, Optional
@@ -70,11 +69,10 @@ def settings_and_files(args: argparse.Namespace):
   flags = {'text_columns': tuple(args.text_columns or ()), 'label_column': args.label_column,
            'input_format': args.format, 'column_names': tuple(args.columns or ()),
            'eval_percent': args.eval_percent}
-  settings = dataclasses.replace(
-      settings, **{name: value for name, value in flags.items() if value not in (None, ())})
+  settings = with_overrides(
+      settings, {name: value for name, value in flags.items() if value not in (None, ())})
   if args.labels is not None:  # [] too: any label; the dataset's display names no longer apply
-    settings = dataclasses.replace(settings, label_names=tuple(args.labels),
-                                   label_display_names=())
+    settings = with_overrides(settings, {'label_names': args.labels, 'label_display_names': []})
   if settings.has_spans and not args.input:
     # The newest span, as a run would read it (its eval and golden files too); not the older
     # spans a run reads beside it.

@@ -133,6 +133,12 @@ class Throughput(keras.callbacks.Callback):
     logs['examples_per_second'] = self._examples_per_round / seconds
 
 
+def optimizer_step(model: keras.Model) -> int:
+  """The optimizer steps taken so far (`int()` of the variable fails under tf.distribute, where
+  it is a MirroredVariable)."""
+  return int(model.optimizer.iterations.numpy())
+
+
 class StepProgress(keras.callbacks.Callback):
   """Logs the optimizer step reached, of `total_steps`, at most every `every_seconds`, to a
   `*.progress` logger: a quiet local run repeats its latest message in the Trainer's still-running
@@ -146,7 +152,7 @@ class StepProgress(keras.callbacks.Callback):
 
   def on_train_batch_end(self, batch, logs=None):
     if time.monotonic() >= self._next_report:
-      self._logger.info('step %d of %d', int(self.model.optimizer.iterations), self._total_steps)
+      self._logger.info('step %d of %d', optimizer_step(self.model), self._total_steps)
       self._next_report = time.monotonic() + self._every_seconds
 
 
@@ -172,17 +178,17 @@ class StepScalars(keras.callbacks.Callback):
     self._last_means = {}  # the round's running means after its latest step
 
   def on_epoch_begin(self, epoch, logs=None):
-    self._round_start = self._previous = int(self.model.optimizer.iterations)
+    self._round_start = self._previous = optimizer_step(self.model)
     self._previous_means = {}
 
   def on_train_batch_end(self, batch, logs=None):
-    step = int(self.model.optimizer.iterations)
+    step = optimizer_step(self.model)
     self._last_means = dict(logs)
     if step // self._every != self._previous // self._every:
       self._write(step)
 
   def on_epoch_end(self, epoch, logs=None):
-    step = int(self.model.optimizer.iterations)
+    step = optimizer_step(self.model)
     if step > self._previous:  # the round's last steps, before its running means start again
       self._write(step)
 

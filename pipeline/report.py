@@ -49,6 +49,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; margin: 0.5em 1em 0.5em 0; }
 code, .raw { font-family: ui-monospace, monospace; font-size: 0.9em; }
 .raw { white-space: pre-wrap; word-break: break-all; max-width: 40em; }
+.raw:first-child { white-space: nowrap; }  /* the reason: one word, never cut */
 """
 
 

@@ -43,7 +43,7 @@ def json_from_env(name: str) -> dict:
     raise SettingsError(f'{name} is not valid JSON ({error}): {text!r}') from None
   if not isinstance(value, dict):
     raise SettingsError(f'{name} must be a JSON object like {{"training": {{"epochs": 2}}}}, '
-                     f'got {text!r}.')
+                        f'got {text!r}.')
   return value
 
 

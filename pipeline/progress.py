@@ -105,12 +105,12 @@ class ComponentProgress(logging.Filter):
       self._started[component] = now
       self._print(f'({len(self._started)}/{self._total}) {component} ...')
       self._stage, self._bundles, self._detail = '', 0, ''
-      self._finished.set()  # a component whose end was not logged says no more
+      self.stop()  # a component whose end was not logged says no more
       self._finished = threading.Event()
       threading.Thread(target=self._heartbeat, args=(component, now, self._finished),
                        name=f'progress-{component}', daemon=True).start()
     else:
-      self._finished.set()
+      self.stop()
       self._print(f'{component} done in {now - self._started.get(component, now):.1f} s')
 
   def _heartbeat(self, component: str, started: float, finished: threading.Event) -> None:
